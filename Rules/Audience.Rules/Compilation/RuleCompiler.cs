@@ -99,7 +99,8 @@ public static class RuleCompiler
                 }
 
                 return true;
-            },
+            }
+            ,
         };
 
         private static Predicate And2(Predicate a, Predicate b) => (in EvaluationContext c) => a(in c) && b(in c);
@@ -121,7 +122,8 @@ public static class RuleCompiler
                 }
 
                 return false;
-            },
+            }
+            ,
         };
 
         private static Predicate Or2(Predicate a, Predicate b) => (in EvaluationContext c) => a(in c) || b(in c);
@@ -323,12 +325,14 @@ public static class RuleCompiler
                         {
                             v = c.Profile.Aggregate(spec)?.Query(c.Now).Count ?? 0;
                             return true;
-                        },
+                        }
+                        ,
                         AggregateFunction.Sum => (in EvaluationContext c, out decimal v) =>
                         {
                             v = c.Profile.Aggregate(spec)?.Query(c.Now).Sum ?? 0;
                             return true;
-                        },
+                        }
+                        ,
                         var function => (in EvaluationContext c, out decimal v) => Statistic(in c, spec, function, out v),
                     };
                 default:
@@ -362,13 +366,15 @@ public static class RuleCompiler
                 var seen = c.Profile.FirstSeen;
                 t = seen.GetValueOrDefault();
                 return seen.HasValue;
-            },
+            }
+            ,
             _ => static (in EvaluationContext c, out long t) =>
             {
                 var seen = c.Profile.LastSeen;
                 t = seen.GetValueOrDefault();
                 return seen.HasValue;
-            },
+            }
+            ,
         };
 
         private ValueReader Dynamic(FieldRef field)

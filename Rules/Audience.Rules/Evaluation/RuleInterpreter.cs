@@ -31,44 +31,44 @@ public static class RuleInterpreter
         switch (condition)
         {
             case AllOf all:
-            {
-                var children = all.Items.Select(c => Node(c, profile, now, e)).ToList();
-                return new ExplainNode(text, children.TrueForAll(c => c.Result), null, children);
-            }
+                {
+                    var children = all.Items.Select(c => Node(c, profile, now, e)).ToList();
+                    return new ExplainNode(text, children.TrueForAll(c => c.Result), null, children);
+                }
 
             case AnyOf any:
-            {
-                var children = any.Items.Select(c => Node(c, profile, now, e)).ToList();
-                return new ExplainNode(text, children.Exists(c => c.Result), null, children);
-            }
+                {
+                    var children = any.Items.Select(c => Node(c, profile, now, e)).ToList();
+                    return new ExplainNode(text, children.Exists(c => c.Result), null, children);
+                }
 
             case Not not:
-            {
-                var inner = Node(not.Operand, profile, now, e);
-                return new ExplainNode(text, !inner.Result, null, [inner]);
-            }
+                {
+                    var inner = Node(not.Operand, profile, now, e);
+                    return new ExplainNode(text, !inner.Result, null, [inner]);
+                }
 
             case InSegment inSegment:
-            {
-                var slot = profile!.Catalog.SegmentSlot(inSegment.SegmentId);
-                var since = profile.MemberSince(slot);
-                return new ExplainNode(text, profile.IsMember(slot), since is { } s ? "member since " + TimeText.Format(s) : "not a member", []);
-            }
+                {
+                    var slot = profile!.Catalog.SegmentSlot(inSegment.SegmentId);
+                    var since = profile.MemberSince(slot);
+                    return new ExplainNode(text, profile.IsMember(slot), since is { } s ? "member since " + TimeText.Format(s) : "not a member", []);
+                }
 
             case Exists exists:
-            {
-                var (value, note) = Read(exists.Operand, profile, now, e);
-                var present = exists.Operand is AggregateRef
-                    ? Read(((AggregateRef)exists.Operand) with { Function = AggregateFunction.Count }, profile, now, e).Value.AsNumber > 0
-                    : value.Kind is not (ValueKind.Missing or ValueKind.Null);
-                return new ExplainNode(text, present, value.ToString(), [], note);
-            }
+                {
+                    var (value, note) = Read(exists.Operand, profile, now, e);
+                    var present = exists.Operand is AggregateRef
+                        ? Read(((AggregateRef)exists.Operand) with { Function = AggregateFunction.Count }, profile, now, e).Value.AsNumber > 0
+                        : value.Kind is not (ValueKind.Missing or ValueKind.Null);
+                    return new ExplainNode(text, present, value.ToString(), [], note);
+                }
 
             case Comparison comparison:
-            {
-                var (value, note) = Read(comparison.Left, profile, now, e);
-                return new ExplainNode(text, Compare(value, comparison.Operator, comparison.Right, now), value.ToString(), [], note);
-            }
+                {
+                    var (value, note) = Read(comparison.Left, profile, now, e);
+                    return new ExplainNode(text, Compare(value, comparison.Operator, comparison.Right, now), value.ToString(), [], note);
+                }
 
             default:
                 return new ExplainNode(text, false, null, [], "this part of the rule is invalid");
@@ -142,15 +142,15 @@ public static class RuleInterpreter
             case ComparisonOperator.NotIn:
                 return !((ListLiteral)literal).Items.Any(item => Order(value, item, now) == 0);
             case ComparisonOperator.Contains:
-            {
-                var needle = ((StringLiteral)literal).Value;
-                return value.Kind switch
                 {
-                    ValueKind.String => value.AsString.Contains(needle, StringComparison.Ordinal),
-                    ValueKind.List => value.AsList.Any(v => v.Kind == ValueKind.String && v.AsString == needle),
-                    _ => false,
-                };
-            }
+                    var needle = ((StringLiteral)literal).Value;
+                    return value.Kind switch
+                    {
+                        ValueKind.String => value.AsString.Contains(needle, StringComparison.Ordinal),
+                        ValueKind.List => value.AsList.Any(v => v.Kind == ValueKind.String && v.AsString == needle),
+                        _ => false,
+                    };
+                }
 
             case ComparisonOperator.StartsWith:
                 return value.Kind == ValueKind.String && value.AsString.StartsWith(((StringLiteral)literal).Value, StringComparison.Ordinal);

@@ -89,29 +89,29 @@ internal static class PositionedJson
         switch (reader.TokenType)
         {
             case JsonTokenType.StartObject:
-            {
-                var node = new PositionedNode { Kind = JsonNodeKind.Object, Span = SpanAt(bytes, lineStarts, start, 1) };
-                while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
                 {
-                    var nameSpan = SpanAt(bytes, lineStarts, (int)reader.TokenStartIndex, reader.ValueSpan.Length + 2);
-                    var name = reader.GetString()!;
-                    reader.Read();
-                    node.Properties.Add((name, nameSpan, ReadValue(ref reader, bytes, lineStarts)));
-                }
+                    var node = new PositionedNode { Kind = JsonNodeKind.Object, Span = SpanAt(bytes, lineStarts, start, 1) };
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+                    {
+                        var nameSpan = SpanAt(bytes, lineStarts, (int)reader.TokenStartIndex, reader.ValueSpan.Length + 2);
+                        var name = reader.GetString()!;
+                        reader.Read();
+                        node.Properties.Add((name, nameSpan, ReadValue(ref reader, bytes, lineStarts)));
+                    }
 
-                return node;
-            }
+                    return node;
+                }
 
             case JsonTokenType.StartArray:
-            {
-                var node = new PositionedNode { Kind = JsonNodeKind.Array, Span = SpanAt(bytes, lineStarts, start, 1) };
-                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
-                    node.Items.Add(ReadValue(ref reader, bytes, lineStarts));
-                }
+                    var node = new PositionedNode { Kind = JsonNodeKind.Array, Span = SpanAt(bytes, lineStarts, start, 1) };
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        node.Items.Add(ReadValue(ref reader, bytes, lineStarts));
+                    }
 
-                return node;
-            }
+                    return node;
+                }
 
             case JsonTokenType.String:
                 return new PositionedNode
