@@ -88,45 +88,47 @@ public static class RuleCompiler
             1 => items[0],
             2 => And2(items[0], items[1]),
             3 => And3(items[0], items[1], items[2]),
-            _ => (in EvaluationContext c) =>
-            {
-                foreach (var item in items)
-                {
-                    if (!item(in c))
-                    {
-                        return false;
-                    }
-                }
-
-                return true;
-            }
-            ,
+            _ => AndN(items),
         };
 
         private static Predicate And2(Predicate a, Predicate b) => (in EvaluationContext c) => a(in c) && b(in c);
 
         private static Predicate And3(Predicate a, Predicate b, Predicate d) => (in EvaluationContext c) => a(in c) && b(in c) && d(in c);
 
+        private static Predicate AndN(Predicate[] items) => (in EvaluationContext c) =>
+        {
+            foreach (var item in items)
+            {
+                if (!item(in c))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        };
+
         private static Predicate Any(Predicate[] items) => items.Length switch
         {
             1 => items[0],
             2 => Or2(items[0], items[1]),
-            _ => (in EvaluationContext c) =>
-            {
-                foreach (var item in items)
-                {
-                    if (item(in c))
-                    {
-                        return true;
-                    }
-                }
-
-                return false;
-            }
-            ,
+            _ => OrN(items),
         };
 
         private static Predicate Or2(Predicate a, Predicate b) => (in EvaluationContext c) => a(in c) || b(in c);
+
+        private static Predicate OrN(Predicate[] items) => (in EvaluationContext c) =>
+        {
+            foreach (var item in items)
+            {
+                if (item(in c))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        };
 
         private static Predicate Negate(Predicate inner) => (in EvaluationContext c) => !inner(in c);
 
@@ -321,24 +323,26 @@ public static class RuleCompiler
                     Probes.Add((profile, now) => profile.Aggregate(spec)?.NextExpiry(now));
                     return aggregate.Function switch
                     {
-                        AggregateFunction.Count => (in EvaluationContext c, out decimal v) =>
-                        {
-                            v = c.Profile.Aggregate(spec)?.Query(c.Now).Count ?? 0;
-                            return true;
-                        }
-                        ,
-                        AggregateFunction.Sum => (in EvaluationContext c, out decimal v) =>
-                        {
-                            v = c.Profile.Aggregate(spec)?.Query(c.Now).Sum ?? 0;
-                            return true;
-                        }
-                        ,
+                        AggregateFunction.Count => CountOf(spec),
+                        AggregateFunction.Sum => SumOf(spec),
                         var function => (in EvaluationContext c, out decimal v) => Statistic(in c, spec, function, out v),
                     };
                 default:
                     throw new ArgumentException($"{operand} is not a number");
             }
         }
+
+        private static NumberReader CountOf(AggregateSpec spec) => (in EvaluationContext c, out decimal v) =>
+        {
+            v = c.Profile.Aggregate(spec)?.Query(c.Now).Count ?? 0;
+            return true;
+        };
+
+        private static NumberReader SumOf(AggregateSpec spec) => (in EvaluationContext c, out decimal v) =>
+        {
+            v = c.Profile.Aggregate(spec)?.Query(c.Now).Sum ?? 0;
+            return true;
+        };
 
         /// <summary>min, max or avg of the window; there is none when the window holds no events.</summary>
         private static bool Statistic(in EvaluationContext c, AggregateSpec spec, AggregateFunction function, out decimal value)
@@ -359,23 +363,21 @@ public static class RuleCompiler
             return true;
         }
 
-        private static TimeReader Time(FieldRef field) => field.Name switch
+        private static TimeReader Time(FieldRef field) => field.Name == "firstSeen" ? FirstSeen : LastSeen;
+
+        private static bool FirstSeen(in EvaluationContext c, out long t)
         {
-            "firstSeen" => static (in EvaluationContext c, out long t) =>
-            {
-                var seen = c.Profile.FirstSeen;
-                t = seen.GetValueOrDefault();
-                return seen.HasValue;
-            }
-            ,
-            _ => static (in EvaluationContext c, out long t) =>
-            {
-                var seen = c.Profile.LastSeen;
-                t = seen.GetValueOrDefault();
-                return seen.HasValue;
-            }
-            ,
-        };
+            var seen = c.Profile.FirstSeen;
+            t = seen.GetValueOrDefault();
+            return seen.HasValue;
+        }
+
+        private static bool LastSeen(in EvaluationContext c, out long t)
+        {
+            var seen = c.Profile.LastSeen;
+            t = seen.GetValueOrDefault();
+            return seen.HasValue;
+        }
 
         private ValueReader Dynamic(FieldRef field)
         {
