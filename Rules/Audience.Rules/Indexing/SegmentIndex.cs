@@ -111,7 +111,7 @@ public sealed class SegmentIndex(RuleCatalog catalog)
     public void Evaluate(UserProfile profile, string eventType, EventEffects effects, long nowMs, List<MembershipChange> changes)
     {
         var snapshot = _snapshot;
-        Run(snapshot, snapshot.Affected(eventType, effects), profile, nowMs, EvaluationTrigger.Event, changes);
+        Run(snapshot, effects.NewProfile ? snapshot.AllInOrder() : snapshot.Affected(eventType, effects), profile, nowMs, EvaluationTrigger.Event, changes);
     }
 
     /// <summary>Re-evaluates the segments whose value can change with time alone; for the user's timer.</summary>
@@ -307,7 +307,9 @@ public sealed class SegmentIndex(RuleCatalog catalog)
             return effects.Traits.Count == 0 ? list : Order(Union(eventType, effects.Fields, effects.Traits));
         }
 
-        public IndexedSegment[] AllInOrder() => Order(ById.Values);
+        public IndexedSegment[] AllInOrder() => _all ??= Order(ById.Values);
+
+        private IndexedSegment[]? _all;
 
         private HashSet<IndexedSegment> Union(string eventType, ProfileFields fields, IReadOnlyList<string> traits)
         {

@@ -2,8 +2,12 @@ using Audience.Rules.Checking;
 
 namespace Audience.Rules.Profiles;
 
-/// <summary>What applying one event changed, so that only the segments that read it are re-evaluated.</summary>
-public readonly record struct EventEffects(ProfileFields Fields, IReadOnlyList<string> Traits)
+/// <summary>
+/// What applying one event changed, so that only the segments that read it are re-evaluated. A user's first
+/// event sets <see cref="NewProfile"/>: every segment is then evaluated once, since a rule such as
+/// <c>traits.country != "DE"</c> can hold for a user whose first event touched nothing it reads.
+/// </summary>
+public readonly record struct EventEffects(ProfileFields Fields, IReadOnlyList<string> Traits, bool NewProfile = false)
 {
     public static IReadOnlyList<string> NoTraits { get; } = [];
 }
@@ -58,6 +62,7 @@ public sealed class UserProfile
     public EventEffects Apply(RuleEvent e, long nowMs)
     {
         var fields = ProfileFields.EventCount | ProfileFields.LastSeen;
+        var isNew = EventCount == 0;
         EventCount++;
         if (FirstSeen is null || e.TimestampMs < FirstSeen)
         {
@@ -97,7 +102,7 @@ public sealed class UserProfile
         var (ofType, ofAny) = _catalog.AggregatesFor(e.Type);
         Feed(ofType, e, nowMs);
         Feed(ofAny, e, nowMs);
-        return new EventEffects(fields, traits);
+        return new EventEffects(fields, traits, isNew);
     }
 
     private void Feed(AggregateSpec[] specs, RuleEvent e, long nowMs)
