@@ -40,6 +40,16 @@ public readonly struct Value : IEquatable<Value>
 
     public ValueKind Kind { get; }
 
+    /// <summary>
+    /// The largest magnitude a number may have to be added into a total or an aggregate (10^15). Decimal sums of
+    /// such values cannot overflow within any realistic event count; larger numbers are kept as traits but never
+    /// summed, and the ingestion API rejects them.
+    /// </summary>
+    public const decimal MaxSummable = 1_000_000_000_000_000m;
+
+    /// <summary>True for a number that may be added into totals and aggregates.</summary>
+    public bool IsSummable => Kind == ValueKind.Number && Math.Abs(_number) <= MaxSummable;
+
     public static Value Missing => default;
 
     public static Value Null { get; } = new(ValueKind.Null);

@@ -89,3 +89,23 @@ public class WindowedAggregateTests
         Assert.Equal(aggregate.Query(Now), copy.Query(Now));
     }
 }
+
+public class SummableBoundTests
+{
+    [Fact]
+    public void HugeAmounts_AreNotSummed_AndCannotOverflow()
+    {
+        var catalog = new RuleCatalog();
+        using var rule = Compile("sum(purchase.amount within 1d) > 0", catalog);
+        var profile = new UserProfile("u", catalog);
+        for (var i = 0; i < 3; i++)
+        {
+            profile.Apply(Event("purchase", Now, ("amount", decimal.MaxValue)), Now);
+        }
+
+        profile.Apply(Event("purchase", Now, ("amount", Value.MaxSummable)), Now);
+        Assert.Equal(Value.MaxSummable, profile.TotalSpent);
+        Assert.Equal(4, profile.OrderCount);
+        Assert.True(rule.Evaluate(profile, Now));
+    }
+}

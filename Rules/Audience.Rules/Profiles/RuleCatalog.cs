@@ -46,7 +46,7 @@ public sealed class AggregateSpec
         }
 
         var v = e.Get(PropertyPath);
-        if (v.Kind != ValueKind.Number)
+        if (!v.IsSummable)
         {
             return false;
         }

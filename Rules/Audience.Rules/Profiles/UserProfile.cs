@@ -79,7 +79,7 @@ public sealed class UserProfile
         {
             OrderCount++;
             fields |= ProfileFields.OrderCount;
-            if (e.Properties.TryGetValue("amount", out var amount) && amount.Kind == ValueKind.Number)
+            if (e.Properties.TryGetValue("amount", out var amount) && amount.IsSummable)
             {
                 TotalSpent += amount.AsNumber;
                 fields |= ProfileFields.TotalSpent;
