@@ -61,6 +61,12 @@ public sealed record AggregateKey(string? EventType, string? Property, Condition
 {
     public static AggregateKey Of(AggregateRef aggregate) =>
         new(aggregate.EventType, aggregate.Property, aggregate.Filter, aggregate.Window.Milliseconds);
+
+    /// <summary>A stable text for the key, the same in every process: how stored aggregate state names its spec.</summary>
+    public string Id => field ??= (EventType is null ? "any" : Syntax.RulePrinter.Quote(EventType))
+        + (Property is null ? string.Empty : "." + Property)
+        + (Filter is null ? string.Empty : " where " + Syntax.RulePrinter.Print(Filter))
+        + " within " + WindowMs.ToString(System.Globalization.CultureInfo.InvariantCulture) + "ms";
 }
 
 /// <summary>
@@ -93,6 +99,11 @@ public sealed class RuleCatalog
     internal string?[] TraitNames => _traitNames;
 
     public int AggregateCapacity => Volatile.Read(ref _specCapacity);
+
+    /// <summary>Changes whenever an aggregate spec is added; a holder of profiles checks it to fill new aggregates.</summary>
+    public int AggregateVersion => _aggregateVersion;
+
+    private volatile int _aggregateVersion;
 
     /// <summary>The specs an event of <paramref name="eventType"/> may feed: those of that type, then those of any type.</summary>
     public (AggregateSpec[] OfType, AggregateSpec[] OfAnyType) AggregatesFor(string eventType)
@@ -170,6 +181,7 @@ public sealed class RuleCatalog
                 spec = new AggregateSpec(key, slot);
                 _specs[key] = spec;
                 _specsByType = _specsByType.With(spec);
+                _aggregateVersion++;
             }
 
             spec.References++;

@@ -1,0 +1,50 @@
+using System.Text.Json;
+using Audience.Silo.Contracts;
+using Audience.Silo.Processing;
+using Audience.Silo.Segments;
+
+namespace Audience.Api.Features;
+
+/// <summary><c>GET /api/changes</c>: membership changes as Server-Sent Events, in seed 004's user-segments format.</summary>
+public static class ChangesApi
+{
+    public static RouteHandlerBuilder MapChangesApi(this IEndpointRouteBuilder routes) =>
+        routes.MapGet("/api/changes", Stream).WithTags("Changes").WithName("StreamChanges")
+            .WithSummary("Server-Sent Events: one 'membership' event per entry or exit; ?segmentId= filters.");
+
+    private static async Task<IResult> Stream(HttpContext context, ChangeFeed feed, SegmentService segments, string? segmentId = null)
+    {
+        if (segmentId is not null && segments.Get(segmentId) is null)
+        {
+            return Problems.NotFound($"There is no segment with the id '{segmentId}'.");
+        }
+
+        var aborted = context.RequestAborted;
+        var reader = feed.Subscribe(segmentId, aborted);
+        var response = context.Response;
+        response.Headers.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        await response.WriteAsync(": subscribed\n\n", aborted);
+        await response.Body.FlushAsync(aborted);
+        try
+        {
+            while (await reader.WaitToReadAsync(aborted))
+            {
+                while (reader.TryRead(out var change))
+                {
+                    var json = JsonSerializer.Serialize(change, SiloJsonContext.Default.MembershipChangeMessage);
+                    await response.WriteAsync("event: membership\ndata: " + json + "\n\n", aborted);
+                }
+
+                await response.Body.FlushAsync(aborted);
+            }
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+
+        return Results.Empty;
+    }
+}

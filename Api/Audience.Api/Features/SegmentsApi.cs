@@ -1,0 +1,262 @@
+using System.Text.Json;
+using Audience.Rules;
+using Audience.Rules.Evaluation;
+using Audience.Silo.Processing;
+using Audience.Silo.Segments;
+using Audience.Silo.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Audience.Api.Features;
+
+/// <summary>Segment authoring and segment queries under <c>/api/segments</c>.</summary>
+public static class SegmentsApi
+{
+    public static RouteGroupBuilder MapSegmentsApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/api/segments").WithTags("Segments");
+        group.MapPost("/", Create).WithName("CreateSegment").Accepts<JsonElement>("application/json")
+            .WithSummary("Create a segment; its rule is checked, stored, and applied to existing profiles.");
+        group.MapGet("/", List).WithName("ListSegments");
+        group.MapGet("/{id}", Get).WithName("GetSegment");
+        group.MapPut("/{id}", Update).WithName("UpdateSegment").Accepts<JsonElement>("application/json");
+        group.MapDelete("/{id}", Delete).WithName("DeleteSegment");
+        group.MapGet("/{id}/members", Members).WithName("SegmentMembers");
+        group.MapGet("/{id}/size", Size).WithName("SegmentSize");
+        group.MapGet("/{id}/explain/{userId}", Explain).WithName("ExplainMembership");
+        return group;
+    }
+
+    private static async Task<IResult> Create(HttpRequest request, SegmentService segments, CancellationToken cancellationToken)
+    {
+        var (draft, problem) = await ReadDraft(request, allowId: true, cancellationToken);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var result = segments.Create(draft!);
+        return Outcome(result, created: true);
+    }
+
+    private static async Task<IResult> Update(string id, HttpRequest request, SegmentService segments, CancellationToken cancellationToken)
+    {
+        var (draft, problem) = await ReadDraft(request, allowId: false, cancellationToken);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        return Outcome(segments.Update(id, draft!), created: false);
+    }
+
+    private static IResult Delete(string id, SegmentService segments)
+    {
+        var result = segments.Delete(id);
+        return result.Segment is not null ? TypedResults.NoContent() : Outcome(result, created: false);
+    }
+
+    private static Ok<SegmentResponse[]> List(SegmentService segments) => TypedResults.Ok(segments.List().Select(ToResponse).ToArray());
+
+    private static IResult Get(string id, SegmentService segments) =>
+        segments.Get(id) is { } segment ? TypedResults.Ok(ToResponse(segment)) : Problems.NotFound($"There is no segment with the id '{id}'.");
+
+    private static IResult Members(string id, SegmentService segments, MembershipQueries queries, string? after = null, int limit = 100)
+    {
+        if (segments.Get(id) is null)
+        {
+            return Problems.NotFound($"There is no segment with the id '{id}'.");
+        }
+
+        if (limit is < 1 or > 1000)
+        {
+            return Problems.BadRequest("'limit' must be from 1 to 1000.");
+        }
+
+        var rows = queries.Members(id, after ?? string.Empty, limit);
+        return TypedResults.Ok(new
+        {
+            segmentId = id,
+            members = rows.Select(r => new { userId = r.UserId, since = DateTimeOffset.FromUnixTimeMilliseconds(r.Since) }),
+            next = rows.Count == limit ? rows[^1].UserId : null,
+        });
+    }
+
+    private static IResult Size(string id, SegmentService segments, MembershipQueries queries) =>
+        segments.Get(id) is null
+            ? Problems.NotFound($"There is no segment with the id '{id}'.")
+            : TypedResults.Ok(new { segmentId = id, size = queries.Size(id) });
+
+    private static async Task<IResult> Explain(string id, string userId, SegmentService segments, SiloHost silo)
+    {
+        if (segments.Get(id) is null)
+        {
+            return Problems.NotFound($"There is no segment with the id '{id}'.");
+        }
+
+        var (explanation, member) = await silo.ExplainAsync(userId, id);
+        return explanation is null
+            ? Problems.NotFound($"There is no user with the id '{userId}'.")
+            : TypedResults.Ok(new { segmentId = id, userId, member, matches = explanation.Result, explanation = ToTree(explanation) });
+    }
+
+    private static object ToTree(ExplainNode node) => new
+    {
+        rule = node.Rule,
+        result = node.Result,
+        value = node.Actual,
+        note = node.Note,
+        children = node.Children.Count == 0 ? null : node.Children.Select(ToTree).ToArray(),
+    };
+
+    private static IResult Outcome(SegmentResult result, bool created)
+    {
+        if (result.RuleErrors.Count > 0)
+        {
+            return Problems.InvalidRule(result.RuleErrors);
+        }
+
+        if (result.NotFound)
+        {
+            return Problems.NotFound(result.Problem!);
+        }
+
+        if (result.Conflict)
+        {
+            return Problems.Conflict(result.Problem!);
+        }
+
+        if (result.Segment is null)
+        {
+            return Problems.BadRequest(result.Problem!);
+        }
+
+        var response = ToResponse(result.Segment);
+        return created ? TypedResults.Created($"/api/segments/{response.Id}", response) : TypedResults.Ok(response);
+    }
+
+    internal static SegmentResponse ToResponse(SegmentInfo info) => new(
+        info.Record.Id,
+        info.Record.Name,
+        info.Record.Description,
+        info.Record.Type,
+        info.Record.Rule,
+        JsonDocument.Parse(info.RuleJson).RootElement.Clone(),
+        info.Record.Version,
+        info.Status,
+        new BackfillResponse(info.BackfillProcessed, info.BackfillTotal),
+        DateTimeOffset.FromUnixTimeMilliseconds(info.Record.CreatedAt),
+        DateTimeOffset.FromUnixTimeMilliseconds(info.Record.UpdatedAt));
+
+    /// <summary>
+    /// Reads <c>{id?, name, description?, type?, rule}</c> where <c>rule</c> is the text form, or seed 004's
+    /// <c>{name, type, rules: {conditions: [...]}}</c>; a <c>rule</c> given as an object is the JSON form too.
+    /// </summary>
+    private static async Task<(SegmentDraft? Draft, IResult? Problem)> ReadDraft(HttpRequest request, bool allowId, CancellationToken cancellationToken)
+    {
+        var (document, problem) = await JsonBody.ReadAsync(request, cancellationToken);
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
+
+        using (document)
+        {
+            var root = document!.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return (null, Problems.BadRequest($"A segment is a JSON object, not {EventsApi.Describe(root)}."));
+            }
+
+            string? Text(string name, int max, out IResult? error)
+            {
+                error = null;
+                if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+                {
+                    return null;
+                }
+
+                if (value.ValueKind != JsonValueKind.String || value.GetString()!.Length is 0 || value.GetString()!.Length > max)
+                {
+                    error = Problems.BadRequest($"'{name}' must be a string of 1 to {max} characters.");
+                    return null;
+                }
+
+                return value.GetString();
+            }
+
+            var id = Text("id", 64, out var idError);
+            var name = Text("name", 255, out var nameError);
+            var description = Text("description", 2000, out var descriptionError);
+            var type = Text("type", 50, out var typeError);
+            if ((idError ?? nameError ?? descriptionError ?? typeError) is { } fieldError)
+            {
+                return (null, fieldError);
+            }
+
+            if (!allowId && id is not null)
+            {
+                return (null, Problems.BadRequest("'id' cannot be changed; it is given by the URL."));
+            }
+
+            if (name is null)
+            {
+                return (null, Problems.BadRequest("'name' is required."));
+            }
+
+            string? ruleText = null;
+            string? ruleJson = null;
+            var hasRule = root.TryGetProperty("rule", out var rule) && rule.ValueKind != JsonValueKind.Null;
+            var hasRules = root.TryGetProperty("rules", out var rules) && rules.ValueKind != JsonValueKind.Null;
+            if (hasRule == hasRules)
+            {
+                return (null, Problems.BadRequest("Give the rule once: 'rule' as text (totalSpent > 1000) or 'rules' as seed 004's condition tree."));
+            }
+
+            var given = hasRule ? rule : rules;
+            switch (given.ValueKind)
+            {
+                case JsonValueKind.String:
+                    ruleText = given.GetString();
+                    break;
+                case JsonValueKind.Object:
+                    ruleJson = given.GetRawText();
+                    break;
+                default:
+                    return (null, Problems.BadRequest($"'{(hasRule ? "rule" : "rules")}' must be rule text or a condition object, not {EventsApi.Describe(given)}."));
+            }
+
+            return (new SegmentDraft(id, name, description, type, ruleText, ruleJson), null);
+        }
+    }
+
+    public sealed record BackfillResponse(long Processed, long Total);
+
+    public sealed record SegmentResponse(
+        string Id,
+        string Name,
+        string? Description,
+        string Type,
+        string Rule,
+        JsonElement Rules,
+        long Version,
+        string Status,
+        BackfillResponse Backfill,
+        DateTimeOffset CreatedAt,
+        DateTimeOffset UpdatedAt);
+}
+
+/// <summary>Read-only queries over the stored memberships (current as of the last write-behind flush).</summary>
+public sealed class MembershipQueries(Database database)
+{
+    public List<MembershipRow> Members(string segmentId, string after, int limit)
+    {
+        using var connection = database.Open();
+        return new ProfileStore(connection).Members(segmentId, after, limit);
+    }
+
+    public long Size(string segmentId)
+    {
+        using var connection = database.Open();
+        return new ProfileStore(connection).CountMembers(segmentId);
+    }
+}

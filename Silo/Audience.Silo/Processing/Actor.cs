@@ -1,0 +1,29 @@
+using Audience.Rules.Profiles;
+
+namespace Audience.Silo.Processing;
+
+/// <summary>
+/// One user's activation: the profile and what the Silo needs to keep it exact. Only its partition worker
+/// touches it, so it needs no locks.
+/// </summary>
+internal sealed class Actor(UserProfile profile, long lastSeq, HashSet<AggregateSpec> knownAggregates)
+{
+    public UserProfile Profile { get; } = profile;
+
+    public string UserId => Profile.UserId;
+
+    /// <summary>The log sequence number of the last event applied: a replayed event at or below it is skipped.</summary>
+    public long LastSeq { get; set; } = lastSeq;
+
+    /// <summary>The aggregates whose state is complete for this user (filled from history if they came later).</summary>
+    public HashSet<AggregateSpec> KnownAggregates { get; } = knownAggregates;
+
+    /// <summary>The catalog's aggregate version when <see cref="KnownAggregates"/> was last completed.</summary>
+    public int AggregateVersion { get; set; } = -1;
+
+    public long? NextTimer { get; set; }
+
+    public long LastUsed { get; set; }
+
+    public bool Dirty { get; set; }
+}

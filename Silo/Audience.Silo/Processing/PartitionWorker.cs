@@ -1,0 +1,539 @@
+using System.Threading.Channels;
+using Audience.Rules.Evaluation;
+using Audience.Rules.Indexing;
+using Audience.Rules.Profiles;
+using Audience.Silo.Contracts;
+using Audience.Silo.Segments;
+using Audience.Silo.Storage;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+
+namespace Audience.Silo.Processing;
+
+/// <summary>
+/// Processes one partition of the log, in order, on one logical thread: the single writer of every actor whose
+/// user hashes to this partition. Each step reads a batch of events and applies them (an event at or below an
+/// actor's last applied sequence number is a replay and is skipped), runs queries and segment backfills posted
+/// to it, fires due timers, and writes changed profiles behind in one transaction with the partition's
+/// checkpoint. Queries run on the worker too, so they see the same state events do.
+/// </summary>
+internal sealed partial class PartitionWorker : IDisposable
+{
+    private const int BackfillPage = 200;
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
+
+    private readonly int _partition;
+    private readonly SiloOptions _options;
+    private readonly SegmentIndex _index;
+    private readonly RuleCatalog _catalog;
+    private readonly ChangeFeed _feed;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly EventLog _log;
+    private readonly SqliteConnection _connection;
+    private readonly ProfileStore _store;
+    private readonly Dictionary<string, Actor> _actors = new(StringComparer.Ordinal);
+    private readonly HashSet<Actor> _dirty = [];
+    private readonly List<HistoryRow> _history = [];
+    private readonly List<MembershipChange> _changes = [];
+    private readonly PriorityQueue<Actor, long> _timers = new();
+    private readonly Queue<BackfillJob> _backfills = new();
+    private readonly Channel<Action> _control = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    private long _appliedSeq;
+    private long _checkpoint;
+    private long _lastFlush;
+    private long _lastSweep;
+
+    public PartitionWorker(int partition, SiloOptions options, Database database, EventLog log, SegmentIndex index,
+        ChangeFeed feed, TimeProvider time, ILogger logger)
+    {
+        _partition = partition;
+        _options = options;
+        _log = log;
+        _index = index;
+        _catalog = index.Catalog;
+        _feed = feed;
+        _time = time;
+        _logger = logger;
+        _connection = database.Open();
+        _store = new ProfileStore(_connection);
+    }
+
+    public int ActiveActors => _actors.Count;
+
+    /// <summary>Runs <paramref name="work"/> on the worker and returns its result.</summary>
+    public Task<T> Invoke<T>(Func<PartitionWorker, T> work)
+    {
+        var completion = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _control.Writer.TryWrite(() =>
+        {
+            try
+            {
+                completion.TrySetResult(work(this));
+            }
+            catch (Exception e)
+            {
+                completion.TrySetException(e);
+            }
+        });
+        return completion.Task;
+    }
+
+    public void Enqueue(SegmentChange change) => _control.Writer.TryWrite(() => _backfills.Enqueue(new BackfillJob(change)));
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        _appliedSeq = _checkpoint = _store.LoadCheckpoint(_partition);
+        _lastFlush = Now();
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                if (!Step())
+                {
+                    await WaitForWork(stopping).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (SqliteException e)
+            {
+                // The store is unavailable: keep what is in memory, pause, and try again; nothing past the
+                // checkpoint is lost because the log still holds it.
+                LogStoreUnavailable(e, _partition);
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, stopping).ConfigureAwait(false);
+            }
+        }
+
+        DrainOnShutdown();
+    }
+
+    private bool Step()
+    {
+        var worked = false;
+        var events = EventLog.Read(_connection, _partition, _appliedSeq, _options.ReadBatchSize);
+        foreach (var e in events)
+        {
+            Apply(e);
+            worked = true;
+        }
+
+        while (_control.Reader.TryRead(out var work))
+        {
+            work();
+            worked = true;
+        }
+
+        var now = Now();
+        worked |= FireTimers(now);
+        worked |= StepBackfill(now);
+        if (_dirty.Count >= _options.FlushBatchSize
+            || ((_dirty.Count > 0 || _history.Count > 0 || _appliedSeq != _checkpoint) && now - _lastFlush >= _options.FlushInterval.TotalMilliseconds))
+        {
+            Flush();
+        }
+
+        if (now - _lastSweep >= SweepInterval.TotalMilliseconds)
+        {
+            Sweep(now);
+        }
+
+        return worked;
+    }
+
+    private async Task WaitForWork(CancellationToken stopping)
+    {
+        var wait = _options.FlushInterval;
+        if (_timers.TryPeek(out _, out var due))
+        {
+            wait = TimeSpan.FromMilliseconds(Math.Clamp(due - Now(), 0, wait.TotalMilliseconds));
+        }
+
+        await Task.WhenAny(_log.WaitAsync(_partition, wait, stopping), _control.Reader.WaitToReadAsync(stopping).AsTask()).ConfigureAwait(false);
+        stopping.ThrowIfCancellationRequested();
+    }
+
+    private void Apply(LoggedEvent logged)
+    {
+        var e = logged.Event;
+        var actor = Activate(e.UserId, create: true)!;
+        if (logged.Seq <= actor.LastSeq)
+        {
+            // Already applied before a restart: exactly-once effect on the profile.
+            _appliedSeq = logged.Seq;
+            return;
+        }
+
+        var now = Now();
+        try
+        {
+            EnsureAggregates(actor, now);
+            var effects = actor.Profile.Apply(EventValues.ToRuleEvent(e), now);
+            _changes.Clear();
+            _index.Evaluate(actor.Profile, e.EventType, effects, now, _changes);
+            Record(actor, _changes, e.EventId, now - logged.ReceivedAt);
+        }
+        catch (Exception ex) when (ex is not SqliteException)
+        {
+            // Events are validated on the way in, so this is a bug; skip the event rather than stop the partition.
+            LogEventFailed(ex, e.EventId, _partition);
+        }
+
+        actor.LastSeq = logged.Seq;
+        MarkDirty(actor);
+        Reschedule(actor, now);
+        _appliedSeq = logged.Seq;
+    }
+
+    private Actor? Activate(string userId, bool create)
+    {
+        var now = Now();
+        if (_actors.TryGetValue(userId, out var actor))
+        {
+            actor.LastUsed = now;
+            return actor;
+        }
+
+        var stored = _store.Load(userId);
+        if (stored is null && !create)
+        {
+            return null;
+        }
+
+        if (stored is null)
+        {
+            // A new user has no history, so every current aggregate is complete (empty) for it.
+            actor = new Actor(new UserProfile(userId, _catalog), 0, [.. _catalog.Aggregates]) { AggregateVersion = _catalog.AggregateVersion };
+        }
+        else
+        {
+            var profile = ProfileCodec.Decode(userId, stored.State, _catalog, out var known);
+            actor = new Actor(profile, stored.LastSeq, known) { NextTimer = stored.NextTimer };
+            if (stored.NextTimer is { } due)
+            {
+                _timers.Enqueue(actor, due);
+            }
+        }
+
+        actor.LastUsed = now;
+        _actors[userId] = actor;
+        EnsureAggregates(actor, now);
+        return actor;
+    }
+
+    /// <summary>
+    /// Fills aggregates that segments started to use after this user's state was built, from the user's events
+    /// still in the log, so a new segment sees the user's past and not only what arrives next.
+    /// </summary>
+    private void EnsureAggregates(Actor actor, long now)
+    {
+        var version = _catalog.AggregateVersion;
+        if (actor.AggregateVersion == version)
+        {
+            return;
+        }
+
+        var missing = _catalog.Aggregates.Where(s => !actor.KnownAggregates.Contains(s)).ToList();
+        if (missing.Count > 0 && actor.LastSeq > 0)
+        {
+            var history = EventLog.ReadUser(_connection, actor.UserId, actor.LastSeq, now - (long)_options.EventRetention.TotalMilliseconds);
+            foreach (var spec in missing)
+            {
+                var state = new WindowedAggregate(spec.Layout);
+                foreach (var logged in history)
+                {
+                    var e = EventValues.ToRuleEvent(logged.Event);
+                    if ((spec.Key.EventType is null || spec.Key.EventType == e.Type) && spec.TryTake(e, out var value))
+                    {
+                        state.Add(e.TimestampMs, value, now);
+                    }
+                }
+
+                actor.Profile.SetAggregate(spec, state);
+            }
+
+            MarkDirty(actor);
+        }
+
+        actor.KnownAggregates.UnionWith(missing);
+        actor.AggregateVersion = version;
+    }
+
+    private void Record(Actor actor, List<MembershipChange> changes, string? eventId, double latencyMs)
+    {
+        foreach (var change in changes)
+        {
+            var reason = change.Trigger switch
+            {
+                EvaluationTrigger.Time => change.Entered ? "rule_evaluation" : "expired",
+                _ => "rule_evaluation",
+            };
+            Publish(actor.UserId, change.Segment.Id, change.Segment.Version, change.Segment.Rule.Text, change.Entered, reason,
+                Trigger(change.Trigger), change.AtMs, latencyMs, eventId);
+        }
+
+        if (changes.Count > 0)
+        {
+            MarkDirty(actor);
+        }
+    }
+
+    private void Publish(string userId, string segmentId, long version, string rule, bool entered, string reason, string trigger,
+        long at, double latencyMs, string? eventId)
+    {
+        latencyMs = Math.Max(0, latencyMs);
+        _history.Add(new HistoryRow(userId, segmentId, entered, reason, at, latencyMs, eventId));
+        _feed.Publish(new MembershipChangeMessage(userId, segmentId, entered ? "added" : "removed", reason,
+            DateTimeOffset.FromUnixTimeMilliseconds(at), new MembershipChangeMetadata(version, rule, trigger, eventId, latencyMs)));
+    }
+
+    private static string Trigger(EvaluationTrigger trigger) => trigger switch
+    {
+        EvaluationTrigger.Event => "event",
+        EvaluationTrigger.Time => "time",
+        EvaluationTrigger.Cascade => "cascade",
+        _ => "segment_changed",
+    };
+
+    private void Reschedule(Actor actor, long now)
+    {
+        var next = _index.NextTimer(actor.Profile, now);
+        if (next != actor.NextTimer)
+        {
+            actor.NextTimer = next;
+            MarkDirty(actor);
+            if (next is { } due)
+            {
+                _timers.Enqueue(actor, due);
+            }
+        }
+    }
+
+    private bool FireTimers(long now)
+    {
+        var fired = false;
+        while (_timers.TryPeek(out var actor, out var due) && due <= now)
+        {
+            _timers.Dequeue();
+            if (actor.NextTimer != due || !_actors.ContainsKey(actor.UserId))
+            {
+                continue;
+            }
+
+            actor.NextTimer = null;
+            EnsureAggregates(actor, now);
+            _changes.Clear();
+            _index.EvaluateTimeDependent(actor.Profile, now, _changes);
+            Record(actor, _changes, null, now - due);
+            Reschedule(actor, now);
+            MarkDirty(actor);
+            fired = true;
+        }
+
+        return fired;
+    }
+
+    private bool StepBackfill(long now)
+    {
+        if (!_backfills.TryPeek(out var job))
+        {
+            return false;
+        }
+
+        if (!job.Started)
+        {
+            // Everything in memory goes to the store first, so paging through the store sees every user.
+            Flush();
+            job.Started = true;
+            job.Change.Progress.Total += _store.CountUsers(_partition);
+        }
+
+        var users = _store.Users(_partition, job.Cursor, BackfillPage);
+        var slot = _catalog.SegmentSlot(job.Change.SegmentId);
+        foreach (var userId in users)
+        {
+            var actor = Activate(userId, create: false)!;
+            _changes.Clear();
+            if (job.Change.Deleted)
+            {
+                if (actor.Profile.IsMember(slot))
+                {
+                    actor.Profile.Leave(slot);
+                    Publish(userId, job.Change.SegmentId, job.Change.Version, string.Empty, entered: false, "manual", "segment_deleted", now, 0, null);
+                    MarkDirty(actor);
+                }
+            }
+            else
+            {
+                var started = _time.GetTimestamp();
+                _index.EvaluateSegment(actor.Profile, job.Change.SegmentId, now, _changes);
+                Record(actor, _changes, null, _time.GetElapsedTime(started).TotalMilliseconds);
+                Reschedule(actor, now);
+            }
+        }
+
+        job.Change.Progress.Add(users.Count);
+        if (users.Count < BackfillPage)
+        {
+            _backfills.Dequeue();
+            Flush();
+            job.Change.Progress.PartitionDone();
+        }
+        else
+        {
+            job.Cursor = users[^1];
+        }
+
+        return true;
+    }
+
+    /// <summary>Writes every changed profile, the membership changes and the checkpoint in one transaction.</summary>
+    public void Flush()
+    {
+        if (_dirty.Count == 0 && _history.Count == 0 && _appliedSeq == _checkpoint)
+        {
+            return;
+        }
+
+        var now = Now();
+        var rows = _dirty.Select(a => (new StoredProfile(a.UserId, a.LastSeq, a.NextTimer, ProfileCodec.Encode(a.Profile, a.KnownAggregates)), now)).ToList();
+        _store.Save(_partition, rows, _history, _appliedSeq);
+        foreach (var actor in _dirty)
+        {
+            actor.Dirty = false;
+        }
+
+        _dirty.Clear();
+        _history.Clear();
+        _checkpoint = _appliedSeq;
+        _lastFlush = now;
+    }
+
+    private void Sweep(long now)
+    {
+        _lastSweep = now;
+        foreach (var userId in _store.DueTimers(_partition, now, 1_000))
+        {
+            if (!_actors.ContainsKey(userId))
+            {
+                Activate(userId, create: false);
+            }
+        }
+
+        var idle = (long)_options.IdleTimeout.TotalMilliseconds;
+        var over = _actors.Count - _options.MaxActiveActorsPerPartition;
+        if (over <= 0 && !_actors.Values.Any(a => now - a.LastUsed > idle))
+        {
+            return;
+        }
+
+        Flush();
+        var leaving = _actors.Values.Where(a => now - a.LastUsed > idle).ToList();
+        if (over > leaving.Count)
+        {
+            leaving.AddRange(_actors.Values.Except(leaving).OrderBy(a => a.LastUsed).Take(over - leaving.Count));
+        }
+
+        foreach (var actor in leaving)
+        {
+            _actors.Remove(actor.UserId);
+        }
+    }
+
+    private void DrainOnShutdown()
+    {
+        try
+        {
+            while (_control.Reader.TryRead(out var work))
+            {
+                work();
+            }
+
+            Flush();
+        }
+        catch (SqliteException e)
+        {
+            // The log still holds everything past the checkpoint; the next start replays it.
+            LogStoreUnavailable(e, _partition);
+        }
+    }
+
+    private void MarkDirty(Actor actor)
+    {
+        if (!actor.Dirty)
+        {
+            actor.Dirty = true;
+            _dirty.Add(actor);
+        }
+    }
+
+    private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    // Queries, run on the worker through Invoke.
+
+    public ProfileView? View(string userId)
+    {
+        var actor = Activate(userId, create: false);
+        if (actor is null)
+        {
+            return null;
+        }
+
+        var p = actor.Profile;
+        return new ProfileView(p.UserId, p.EventCount, p.TotalSpent, p.OrderCount, p.FirstSeen, p.LastSeen,
+            new Dictionary<string, Audience.Rules.Value>(p.Traits, StringComparer.Ordinal),
+            [.. p.Memberships.Select(m => (_catalog.SegmentId(m.Key), m.Value)).OrderBy(m => m.Item1, StringComparer.Ordinal)],
+            actor.NextTimer);
+    }
+
+    public ExplainNode? Explain(string userId, string segmentId, out bool member)
+    {
+        member = false;
+        var actor = Activate(userId, create: false);
+        var segment = _index.Find(segmentId);
+        if (actor is null || segment is null)
+        {
+            return null;
+        }
+
+        member = actor.Profile.IsMember(segment.Slot);
+        return RuleInterpreter.Explain(segment.Rule.Rule, actor.Profile, Now());
+    }
+
+    public List<HistoryEntry> History(string userId, long afterId, int limit)
+    {
+        Flush();
+        return _store.History(userId, afterId, limit);
+    }
+
+    public void Dispose() => _connection.Dispose();
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Profile store unavailable in partition {Partition}; pausing")]
+    private partial void LogStoreUnavailable(Exception exception, int partition);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "Event {EventId} could not be applied in partition {Partition}; skipped")]
+    private partial void LogEventFailed(Exception exception, string eventId, int partition);
+
+    private sealed class BackfillJob(SegmentChange change)
+    {
+        public SegmentChange Change { get; } = change;
+
+        public bool Started { get; set; }
+
+        public string Cursor { get; set; } = string.Empty;
+    }
+}
+
+/// <summary>A copy of a profile, taken on its worker, safe to read on any thread.</summary>
+public sealed record ProfileView(
+    string UserId,
+    long EventCount,
+    decimal TotalSpent,
+    long OrderCount,
+    long? FirstSeen,
+    long? LastSeen,
+    IReadOnlyDictionary<string, Audience.Rules.Value> Traits,
+    IReadOnlyList<(string SegmentId, long Since)> Memberships,
+    long? NextTimer);

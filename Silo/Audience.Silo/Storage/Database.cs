@@ -1,0 +1,101 @@
+using Microsoft.Data.Sqlite;
+
+namespace Audience.Silo.Storage;
+
+/// <summary>
+/// The embedded SQLite database (one file in the data directory) holding the event log, profiles, memberships,
+/// history and segments. WAL mode with synchronous=FULL: a commit survives a crash of the process or the machine.
+/// Each component opens its own connection; SQLite serialises writers.
+/// </summary>
+public sealed class Database
+{
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS events(
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            partition INTEGER NOT NULL,
+            user_id TEXT NOT NULL,
+            event_id TEXT NOT NULL UNIQUE,
+            received_at INTEGER NOT NULL,
+            payload BLOB NOT NULL);
+        CREATE INDEX IF NOT EXISTS events_by_partition ON events(partition, seq);
+        CREATE INDEX IF NOT EXISTS events_by_user ON events(user_id, seq);
+        CREATE TABLE IF NOT EXISTS checkpoints(partition INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS profiles(
+            user_id TEXT PRIMARY KEY,
+            partition INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            next_timer INTEGER,
+            state BLOB NOT NULL,
+            updated_at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS profiles_by_partition ON profiles(partition, user_id);
+        CREATE INDEX IF NOT EXISTS profiles_by_timer ON profiles(partition, next_timer) WHERE next_timer IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS memberships(
+            segment_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            since INTEGER NOT NULL,
+            PRIMARY KEY(segment_id, user_id));
+        CREATE INDEX IF NOT EXISTS memberships_by_user ON memberships(user_id);
+        CREATE TABLE IF NOT EXISTS membership_history(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL,
+            segment_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            latency_ms REAL NOT NULL,
+            event_id TEXT);
+        CREATE INDEX IF NOT EXISTS history_by_user ON membership_history(user_id, id);
+        CREATE TABLE IF NOT EXISTS segments(
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT,
+            type TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS segment_versions(
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            name TEXT NOT NULL,
+            rule TEXT,
+            at INTEGER NOT NULL,
+            PRIMARY KEY(id, version));
+        """;
+
+    private readonly string _connectionString;
+
+    public Database(string dataDirectory)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        Path = System.IO.Path.GetFullPath(System.IO.Path.Combine(dataDirectory, "audience.db"));
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path,
+            Pooling = false,
+            DefaultTimeout = 30,
+        }.ToString();
+        using var connection = Open();
+        Execute(connection, "PRAGMA journal_mode=WAL;");
+        Execute(connection, Schema);
+    }
+
+    public string Path { get; }
+
+    public SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        Execute(connection, "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
+        return connection;
+    }
+
+    public static void Execute(SqliteConnection connection, string sql, SqliteTransaction? transaction = null)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+}

@@ -1,0 +1,218 @@
+using Microsoft.Data.Sqlite;
+
+namespace Audience.Silo.Storage;
+
+/// <summary>A profile row: its encoded state, the last event applied, and its next timer.</summary>
+public sealed record StoredProfile(string UserId, long LastSeq, long? NextTimer, byte[] State);
+
+/// <summary>One membership change to record: in the history, and in the current memberships.</summary>
+public sealed record HistoryRow(string UserId, string SegmentId, bool Entered, string Reason, long At, double LatencyMs, string? EventId);
+
+/// <summary>A membership row as queries return it.</summary>
+public sealed record MembershipRow(string SegmentId, string UserId, long Since);
+
+/// <summary>A history row as queries return it.</summary>
+public sealed record HistoryEntry(long Id, string SegmentId, string Action, string Reason, long At, double LatencyMs, string? EventId);
+
+/// <summary>
+/// The embedded profile store. A partition worker writes behind: all its changed profiles, their membership
+/// changes and the partition's checkpoint go in one transaction, so after a crash the store is exactly the
+/// state after some prefix of the partition's events, and replay from the checkpoint completes it.
+/// </summary>
+public sealed class ProfileStore(SqliteConnection connection)
+{
+    public StoredProfile? Load(string userId)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT last_seq, next_timer, state FROM profiles WHERE user_id = $u";
+        command.Parameters.AddWithValue("$u", userId);
+        using var reader = command.ExecuteReader();
+        return reader.Read()
+            ? new StoredProfile(userId, reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), (byte[])reader.GetValue(2))
+            : null;
+    }
+
+    public long LoadCheckpoint(int partition)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq FROM checkpoints WHERE partition = $p";
+        command.Parameters.AddWithValue("$p", partition);
+        return command.ExecuteScalar() is long seq ? seq : 0;
+    }
+
+    /// <summary>Writes changed profiles, their membership changes and the checkpoint, atomically.</summary>
+    public void Save(int partition, IReadOnlyList<(StoredProfile Profile, long UpdatedAt)> profiles, IReadOnlyList<HistoryRow> history, long checkpoint)
+    {
+        using var transaction = connection.BeginTransaction();
+        using (var upsert = connection.CreateCommand())
+        {
+            upsert.Transaction = transaction;
+            upsert.CommandText = """
+                INSERT INTO profiles(user_id, partition, last_seq, next_timer, state, updated_at) VALUES ($u, $p, $seq, $timer, $state, $at)
+                ON CONFLICT(user_id) DO UPDATE SET last_seq = excluded.last_seq, next_timer = excluded.next_timer, state = excluded.state, updated_at = excluded.updated_at
+                """;
+            var u = upsert.Parameters.Add("$u", SqliteType.Text);
+            upsert.Parameters.AddWithValue("$p", partition);
+            var seq = upsert.Parameters.Add("$seq", SqliteType.Integer);
+            var timer = upsert.Parameters.Add("$timer", SqliteType.Integer);
+            var state = upsert.Parameters.Add("$state", SqliteType.Blob);
+            var at = upsert.Parameters.Add("$at", SqliteType.Integer);
+            foreach (var (profile, updatedAt) in profiles)
+            {
+                u.Value = profile.UserId;
+                seq.Value = profile.LastSeq;
+                timer.Value = profile.NextTimer is { } t ? t : DBNull.Value;
+                state.Value = profile.State;
+                at.Value = updatedAt;
+                upsert.ExecuteNonQuery();
+            }
+        }
+
+        if (history.Count > 0)
+        {
+            WriteHistory(history, transaction);
+        }
+
+        using (var checkpointCommand = connection.CreateCommand())
+        {
+            checkpointCommand.Transaction = transaction;
+            checkpointCommand.CommandText = "INSERT INTO checkpoints(partition, seq) VALUES ($p, $seq) ON CONFLICT(partition) DO UPDATE SET seq = excluded.seq";
+            checkpointCommand.Parameters.AddWithValue("$p", partition);
+            checkpointCommand.Parameters.AddWithValue("$seq", checkpoint);
+            checkpointCommand.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+    }
+
+    private void WriteHistory(IReadOnlyList<HistoryRow> history, SqliteTransaction transaction)
+    {
+        using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = "INSERT INTO membership_history(user_id, segment_id, action, reason, at, latency_ms, event_id) VALUES ($u, $s, $a, $r, $at, $l, $e)";
+        var u = insert.Parameters.Add("$u", SqliteType.Text);
+        var s = insert.Parameters.Add("$s", SqliteType.Text);
+        var a = insert.Parameters.Add("$a", SqliteType.Text);
+        var r = insert.Parameters.Add("$r", SqliteType.Text);
+        var at = insert.Parameters.Add("$at", SqliteType.Integer);
+        var l = insert.Parameters.Add("$l", SqliteType.Real);
+        var e = insert.Parameters.Add("$e", SqliteType.Text);
+        using var enter = connection.CreateCommand();
+        enter.Transaction = transaction;
+        enter.CommandText = "INSERT INTO memberships(segment_id, user_id, since) VALUES ($s, $u, $at) ON CONFLICT(segment_id, user_id) DO UPDATE SET since = excluded.since";
+        var es = enter.Parameters.Add("$s", SqliteType.Text);
+        var eu = enter.Parameters.Add("$u", SqliteType.Text);
+        var eat = enter.Parameters.Add("$at", SqliteType.Integer);
+        using var leave = connection.CreateCommand();
+        leave.Transaction = transaction;
+        leave.CommandText = "DELETE FROM memberships WHERE segment_id = $s AND user_id = $u";
+        var ls = leave.Parameters.Add("$s", SqliteType.Text);
+        var lu = leave.Parameters.Add("$u", SqliteType.Text);
+        foreach (var row in history)
+        {
+            u.Value = row.UserId;
+            s.Value = row.SegmentId;
+            a.Value = row.Entered ? "added" : "removed";
+            r.Value = row.Reason;
+            at.Value = row.At;
+            l.Value = row.LatencyMs;
+            e.Value = row.EventId is { } id ? id : DBNull.Value;
+            insert.ExecuteNonQuery();
+            if (row.Entered)
+            {
+                (es.Value, eu.Value, eat.Value) = (row.SegmentId, row.UserId, row.At);
+                enter.ExecuteNonQuery();
+            }
+            else
+            {
+                (ls.Value, lu.Value) = (row.SegmentId, row.UserId);
+                leave.ExecuteNonQuery();
+            }
+        }
+    }
+
+    /// <summary>The users of a partition in id order, after <paramref name="afterUserId"/>; for backfills.</summary>
+    public List<string> Users(int partition, string afterUserId, int limit)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT user_id FROM profiles WHERE partition = $p AND user_id > $after ORDER BY user_id LIMIT $n";
+        command.Parameters.AddWithValue("$p", partition);
+        command.Parameters.AddWithValue("$after", afterUserId);
+        command.Parameters.AddWithValue("$n", limit);
+        return ReadStrings(command);
+    }
+
+    public long CountUsers(int partition)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT count(*) FROM profiles WHERE partition = $p";
+        command.Parameters.AddWithValue("$p", partition);
+        return (long)command.ExecuteScalar()!;
+    }
+
+    /// <summary>Users of a partition whose timer is due by <paramref name="upTo"/>.</summary>
+    public List<string> DueTimers(int partition, long upTo, int limit)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT user_id FROM profiles WHERE partition = $p AND next_timer IS NOT NULL AND next_timer <= $t ORDER BY next_timer LIMIT $n";
+        command.Parameters.AddWithValue("$p", partition);
+        command.Parameters.AddWithValue("$t", upTo);
+        command.Parameters.AddWithValue("$n", limit);
+        return ReadStrings(command);
+    }
+
+    public List<MembershipRow> Members(string segmentId, string afterUserId, int limit)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT user_id, since FROM memberships WHERE segment_id = $s AND user_id > $after ORDER BY user_id LIMIT $n";
+        command.Parameters.AddWithValue("$s", segmentId);
+        command.Parameters.AddWithValue("$after", afterUserId);
+        command.Parameters.AddWithValue("$n", limit);
+        var rows = new List<MembershipRow>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            rows.Add(new MembershipRow(segmentId, reader.GetString(0), reader.GetInt64(1)));
+        }
+
+        return rows;
+    }
+
+    public long CountMembers(string segmentId)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT count(*) FROM memberships WHERE segment_id = $s";
+        command.Parameters.AddWithValue("$s", segmentId);
+        return (long)command.ExecuteScalar()!;
+    }
+
+    public List<HistoryEntry> History(string userId, long afterId, int limit)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, segment_id, action, reason, at, latency_ms, event_id FROM membership_history WHERE user_id = $u AND id > $after ORDER BY id LIMIT $n";
+        command.Parameters.AddWithValue("$u", userId);
+        command.Parameters.AddWithValue("$after", afterId);
+        command.Parameters.AddWithValue("$n", limit);
+        var rows = new List<HistoryEntry>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            rows.Add(new HistoryEntry(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                reader.GetInt64(4), reader.GetDouble(5), reader.IsDBNull(6) ? null : reader.GetString(6)));
+        }
+
+        return rows;
+    }
+
+    private static List<string> ReadStrings(SqliteCommand command)
+    {
+        var values = new List<string>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            values.Add(reader.GetString(0));
+        }
+
+        return values;
+    }
+}
