@@ -252,3 +252,17 @@ public class EvaluationTests
         Assert.True(rule.Evaluate(profile, Now));
     }
 }
+
+public class AggregateKeyTests
+{
+    [Fact]
+    public void Key_StaysEqualAfterItsTextIsTaken()
+    {
+        var catalog = new RuleCatalog();
+        using var first = Compile("count(purchase within 7d) >= 3", catalog);
+        Assert.Equal("\"purchase\" within 604800000ms", first.Aggregates[0].Id);
+        using var second = Compile("count(purchase within 7d) >= 1", catalog);
+        Assert.Same(first.Aggregates[0], second.Aggregates[0]);
+        Assert.Single(catalog.Aggregates);
+    }
+}

@@ -12,6 +12,7 @@ public sealed class AggregateSpec
     internal AggregateSpec(AggregateKey key, int slot)
     {
         Key = key;
+        Id = key.Describe();
         Slot = slot;
         Layout = BucketLayout.For(key.WindowMs);
         PropertyPath = key.Property?.Split('.');
@@ -19,6 +20,9 @@ public sealed class AggregateSpec
     }
 
     public AggregateKey Key { get; }
+
+    /// <summary>The key as stable text (<see cref="AggregateKey.Describe"/>), computed once.</summary>
+    public string Id { get; }
 
     /// <summary>The index of this spec's state in every profile; reused once the spec is released.</summary>
     public int Slot { get; }
@@ -63,7 +67,7 @@ public sealed record AggregateKey(string? EventType, string? Property, Condition
         new(aggregate.EventType, aggregate.Property, aggregate.Filter, aggregate.Window.Milliseconds);
 
     /// <summary>A stable text for the key, the same in every process: how stored aggregate state names its spec.</summary>
-    public string Id => field ??= (EventType is null ? "any" : Syntax.RulePrinter.Quote(EventType))
+    public string Describe() => (EventType is null ? "any" : Syntax.RulePrinter.Quote(EventType))
         + (Property is null ? string.Empty : "." + Property)
         + (Filter is null ? string.Empty : " where " + Syntax.RulePrinter.Print(Filter))
         + " within " + WindowMs.ToString(System.Globalization.CultureInfo.InvariantCulture) + "ms";

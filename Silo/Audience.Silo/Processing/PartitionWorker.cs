@@ -169,7 +169,6 @@ internal sealed partial class PartitionWorker : IDisposable
         var now = Now();
         try
         {
-            EnsureAggregates(actor, now);
             var effects = actor.Profile.Apply(EventValues.ToRuleEvent(e), now);
             _changes.Clear();
             _index.Evaluate(actor.Profile, e.EventType, effects, now, _changes);
@@ -193,6 +192,7 @@ internal sealed partial class PartitionWorker : IDisposable
         if (_actors.TryGetValue(userId, out var actor))
         {
             actor.LastUsed = now;
+            EnsureAggregates(actor, now);
             return actor;
         }
 

@@ -7,7 +7,7 @@ namespace Audience.Silo.Storage;
 
 /// <summary>
 /// A profile as the store keeps it: JSON with the statistics, traits, the buckets of every aggregate (named by
-/// <see cref="AggregateKey.Id"/>, since slots are per process), the aggregates the profile is known to be
+/// <see cref="AggregateSpec.Id"/>, since slots are per process), the aggregates the profile is known to be
 /// complete for, and memberships by segment id.
 /// </summary>
 public static class ProfileCodec
@@ -42,7 +42,7 @@ public static class ProfileCodec
             w.WriteStartArray("known");
             foreach (var spec in knownSpecs)
             {
-                w.WriteStringValue(spec.Key.Id);
+                w.WriteStringValue(spec.Id);
             }
 
             w.WriteEndArray();
@@ -54,7 +54,7 @@ public static class ProfileCodec
                     continue;
                 }
 
-                w.WriteStartArray(spec.Key.Id);
+                w.WriteStartArray(spec.Id);
                 foreach (var b in state.Buckets)
                 {
                     w.WriteStartArray();
@@ -101,7 +101,7 @@ public static class ProfileCodec
             profile.SetTrait(trait.Name, EventValues.ToValue(trait.Value));
         }
 
-        var specs = catalog.Aggregates.ToDictionary(s => s.Key.Id, StringComparer.Ordinal);
+        var specs = catalog.Aggregates.ToDictionary(s => s.Id, StringComparer.Ordinal);
         knownSpecs = [];
         foreach (var id in root.GetProperty("known").EnumerateArray())
         {
