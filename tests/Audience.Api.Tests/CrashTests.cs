@@ -1,0 +1,116 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+
+namespace Audience.Api.Tests;
+
+public sealed class CrashTests : IDisposable
+{
+    private readonly string _data = Path.Combine(Path.GetTempPath(), "audience-crash", Guid.NewGuid().ToString("N"));
+
+    public CrashTests() => Directory.CreateDirectory(_data);
+
+    [Fact]
+    public async Task SigKillMidStream_LosesNothingAcknowledged_AndAppliesEachEventOnce()
+    {
+        const int Users = 40;
+        const int Events = 3_000;
+        const decimal Threshold = 2_000;
+        var amounts = Enumerable.Range(0, Events).Select(i => (decimal)((i * 7919 % 97) + 1) + ((i % 4) * 0.25m)).ToArray();
+        string UserOf(int i) => $"crash-user-{i % Users}";
+
+        var service = await ServiceProcess.StartAsync(_data);
+        var segmentId = await service.Http.CreateSegment(new { id = "big", name = "big spenders", rule = $"totalSpent > {Threshold}" });
+
+        // Eight clients send concurrently; the service is killed while they are still sending.
+        var acknowledged = new ConcurrentDictionary<int, bool>();
+        var next = -1;
+        var killed = 0;
+        async Task Client(ServiceProcess target)
+        {
+            while (true)
+            {
+                var i = Interlocked.Increment(ref next);
+                if (i >= Events || Volatile.Read(ref killed) == 1)
+                {
+                    return;
+                }
+
+                try
+                {
+                    var response = await target.Http.PostAsJsonAsync("/api/events", new { eventId = $"crash-{i}", userId = UserOf(i), eventType = "purchase", properties = new { amount = amounts[i] } });
+                    if (response.StatusCode == HttpStatusCode.Accepted)
+                    {
+                        acknowledged[i] = true;
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    return;
+                }
+                catch (TaskCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+
+        var clients = Enumerable.Range(0, 8).Select(_ => Task.Run(() => Client(service))).ToArray();
+        await Http.Eventually(() => Task.FromResult(acknowledged.Count >= 1_500), "1,500 events are acknowledged", 60_000);
+        service.Kill();
+        Volatile.Write(ref killed, 1);
+        await Task.WhenAll(clients);
+        service.Dispose();
+        Assert.InRange(acknowledged.Count, 1_500, Events - 1);
+
+        // Restart on the same data. Clients retry what was never acknowledged, with the same event ids.
+        using var restarted = await ServiceProcess.StartAsync(_data);
+        var retried = 0;
+        for (var i = 0; i < Events; i++)
+        {
+            if (!acknowledged.ContainsKey(i))
+            {
+                var response = await restarted.Http.PostAsJsonAsync("/api/events", new { eventId = $"crash-{i}", userId = UserOf(i), eventType = "purchase", properties = new { amount = amounts[i] } });
+                Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+                retried++;
+            }
+        }
+
+        Assert.True(retried > 0);
+        for (var u = 0; u < Users; u++)
+        {
+            var user = $"crash-user-{u}";
+            var mine = Enumerable.Range(0, Events).Where(i => UserOf(i) == user).ToList();
+            var expectedTotal = mine.Sum(i => amounts[i]);
+            await Http.Eventually(async () =>
+            {
+                var response = await restarted.Http.GetAsync($"/api/users/{user}/profile");
+                return response.IsSuccessStatusCode && (await response.Json()).GetProperty("eventCount").GetInt64() >= mine.Count;
+            }, $"{user} has all {mine.Count} events", 60_000);
+
+            var profile = await (await restarted.Http.GetAsync($"/api/users/{user}/profile")).Json();
+            Assert.Equal(mine.Count, profile.GetProperty("eventCount").GetInt64());
+            Assert.Equal(expectedTotal, profile.GetProperty("totalSpent").GetDecimal());
+
+            // Every membership change is in the history, and the history ends where the membership is.
+            var member = (await restarted.Http.SegmentsOf(user)).Contains(segmentId);
+            Assert.Equal(expectedTotal > Threshold, member);
+            var history = await (await restarted.Http.GetAsync($"/api/users/{user}/history")).Json();
+            var actions = history.GetProperty("changes").EnumerateArray().Where(c => c.GetProperty("segmentId").GetString() == segmentId)
+                .Select(c => c.GetProperty("action").GetString()).ToList();
+            Assert.Equal(member ? ["added"] : [], actions);
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_data, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Left for the OS to clean.
+        }
+    }
+}
