@@ -4,6 +4,24 @@ namespace Audience.Benchmarks;
 
 public static class Program
 {
-    /// <summary>Run with: dotnet run -c Release --project tests/Audience.Benchmarks -- --filter '*'</summary>
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    /// <summary>
+    /// BenchmarkDotNet:      dotnet run -c Release --project tests/Audience.Benchmarks -- --filter '*'
+    /// Bare Kestrel limit:   dotnet run -c Release --project tests/Audience.Benchmarks -- bare-kestrel --urls http://127.0.0.1:5090
+    /// Silo throughput:      dotnet run -c Release --project tests/Audience.Benchmarks -- silo-throughput [segments] [events] [users]
+    /// </summary>
+    public static async Task Main(string[] args)
+    {
+        switch (args.FirstOrDefault())
+        {
+            case "bare-kestrel":
+                await BareKestrel.RunAsync(args[1..]);
+                break;
+            case "silo-throughput":
+                await SiloThroughput.RunAsync(args[1..]);
+                break;
+            default:
+                BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+                break;
+        }
+    }
 }

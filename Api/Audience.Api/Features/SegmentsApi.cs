@@ -251,12 +251,12 @@ public sealed class MembershipQueries(Database database)
     public List<MembershipRow> Members(string segmentId, string after, int limit)
     {
         using var connection = database.Open();
-        return new ProfileStore(connection).Members(segmentId, after, limit);
+        return new ProfileStore(connection, database.WriteGate).Members(segmentId, after, limit);
     }
 
     public long Size(string segmentId)
     {
         using var connection = database.Open();
-        return new ProfileStore(connection).CountMembers(segmentId);
+        return new ProfileStore(connection, database.WriteGate).CountMembers(segmentId);
     }
 }

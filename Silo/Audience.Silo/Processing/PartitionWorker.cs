@@ -55,8 +55,8 @@ internal sealed partial class PartitionWorker : IDisposable
         _feed = feed;
         _time = time;
         _logger = logger;
-        _connection = database.Open();
-        _store = new ProfileStore(_connection);
+        _connection = database.Open(durable: false);
+        _store = new ProfileStore(_connection, database.WriteGate);
     }
 
     public int ActiveActors => _actors.Count;

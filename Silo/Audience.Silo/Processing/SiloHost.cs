@@ -14,12 +14,20 @@ namespace Audience.Silo.Processing;
 /// </summary>
 public sealed class SiloHost : BackgroundService
 {
+    private static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(10);
+
     private readonly PartitionWorker[] _workers;
+    private readonly EventLog _log;
+    private readonly SiloOptions _options;
+    private readonly TimeProvider _time;
     private volatile bool _running;
 
     public SiloHost(SiloOptions options, Database database, EventLog log, SegmentService segments, ChangeFeed feed,
         TimeProvider time, ILogger<SiloHost> logger)
     {
+        _log = log;
+        _options = options;
+        _time = time;
         _workers = [.. Enumerable.Range(0, options.Partitions)
             .Select(p => new PartitionWorker(p, options, database, log, segments.Index, feed, time, logger))];
         segments.Changed += change =>
@@ -38,7 +46,8 @@ public sealed class SiloHost : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var runs = _workers.Select(w => Task.Run(() => w.RunAsync(stoppingToken), CancellationToken.None)).ToArray();
+        var runs = _workers.Select(w => Task.Run(() => w.RunAsync(stoppingToken), CancellationToken.None)).ToList();
+        runs.Add(Task.Run(() => PruneLoop(stoppingToken), CancellationToken.None));
         _running = true;
         try
         {
@@ -50,6 +59,31 @@ public sealed class SiloHost : BackgroundService
             foreach (var worker in _workers)
             {
                 worker.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Keeps the log within its retention, so the embedded database does not grow without bound.</summary>
+    private async Task PruneLoop(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                _log.Prune(_time.GetUtcNow().ToUnixTimeMilliseconds() - (long)_options.EventRetention.TotalMilliseconds);
+            }
+            catch (Microsoft.Data.Sqlite.SqliteException)
+            {
+                // Pruning is housekeeping; the next round tries again.
+            }
+
+            try
+            {
+                await Task.Delay(PruneInterval, _time, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
             }
         }
     }

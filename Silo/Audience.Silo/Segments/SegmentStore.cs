@@ -28,6 +28,7 @@ public sealed class SegmentStore(Storage.Database database)
     public void Save(SegmentRecord record, string action)
     {
         using var connection = database.Open();
+        using var gate = database.WriteGate.EnterScope();
         using var transaction = connection.BeginTransaction();
         using (var upsert = connection.CreateCommand())
         {
@@ -55,6 +56,7 @@ public sealed class SegmentStore(Storage.Database database)
     public void Delete(SegmentRecord record, long at)
     {
         using var connection = database.Open();
+        using var gate = database.WriteGate.EnterScope();
         using var transaction = connection.BeginTransaction();
         using (var delete = connection.CreateCommand())
         {

@@ -120,6 +120,7 @@ public sealed partial class EventLog : IAsyncDisposable
             Array.Clear(touched);
             try
             {
+                using var gate = _database.WriteGate.EnterScope();
                 using var transaction = connection.BeginTransaction();
                 insert.Transaction = transaction;
                 var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -166,6 +167,22 @@ public sealed partial class EventLog : IAsyncDisposable
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Deletes events received before <paramref name="cutoffMs"/> that every partition has checkpointed past.
+    /// Event ids are deduplicated only while their events are kept, so the retention is also the dedupe window.
+    /// </summary>
+    public int Prune(long cutoffMs)
+    {
+        using var connection = _database.Open(durable: false);
+        using var gate = _database.WriteGate.EnterScope();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM events WHERE received_at < $cutoff AND seq <= "
+            + "(SELECT CASE WHEN count(*) < $partitions THEN 0 ELSE min(seq) END FROM checkpoints)";
+        command.Parameters.AddWithValue("$cutoff", cutoffMs);
+        command.Parameters.AddWithValue("$partitions", _partitions);
+        return command.ExecuteNonQuery();
     }
 
     private void Signal(int partition)

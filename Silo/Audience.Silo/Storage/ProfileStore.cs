@@ -19,7 +19,7 @@ public sealed record HistoryEntry(long Id, string SegmentId, string Action, stri
 /// changes and the partition's checkpoint go in one transaction, so after a crash the store is exactly the
 /// state after some prefix of the partition's events, and replay from the checkpoint completes it.
 /// </summary>
-public sealed class ProfileStore(SqliteConnection connection)
+public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
 {
     public StoredProfile? Load(string userId)
     {
@@ -43,6 +43,7 @@ public sealed class ProfileStore(SqliteConnection connection)
     /// <summary>Writes changed profiles, their membership changes and the checkpoint, atomically.</summary>
     public void Save(int partition, IReadOnlyList<(StoredProfile Profile, long UpdatedAt)> profiles, IReadOnlyList<HistoryRow> history, long checkpoint)
     {
+        using var gate = writeGate.EnterScope();
         using var transaction = connection.BeginTransaction();
         using (var upsert = connection.CreateCommand())
         {
