@@ -135,6 +135,37 @@ public sealed class ApiTests(AudienceFactory factory) : IClassFixture<AudienceFa
     }
 
     [Fact]
+    public async Task TimePassing_MovesAUser_WithoutANewEvent()
+    {
+        var user = Unique("idle");
+        var segmentId = await _http.CreateSegment(new { name = "inactive for a minute", rule = "lastSeen before 1m ago" });
+        using var stream = await _http.GetStreamAsync($"/api/changes?segmentId={segmentId}");
+        using var reader = new StreamReader(stream);
+        Assert.Equal(": subscribed", await reader.ReadLineAsync());
+
+        // Last seen 58 s ago: not inactive yet, and inactive about two seconds later, by the user's timer alone.
+        await _http.Send(user, "login", null, DateTimeOffset.UtcNow.AddSeconds(-58));
+        await Http.Eventually(async () => (await _http.GetAsync($"/api/users/{user}/profile")).IsSuccessStatusCode, "the login is applied");
+        Assert.DoesNotContain(segmentId, await _http.SegmentsOf(user));
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        string? data = null;
+        while (data is null)
+        {
+            var line = await reader.ReadLineAsync(timeout.Token);
+            if (line?.StartsWith("data: ", StringComparison.Ordinal) == true && line.Contains(user, StringComparison.Ordinal))
+            {
+                data = line[6..];
+            }
+        }
+
+        var change = JsonDocument.Parse(data).RootElement;
+        Assert.Equal("added", change.GetProperty("action").GetString());
+        Assert.Equal("time", change.GetProperty("metadata").GetProperty("trigger").GetString());
+        Assert.Contains(segmentId, await _http.SegmentsOf(user));
+    }
+
+    [Fact]
     public async Task RepeatedEventId_IsAcceptedOnce_AndHasEffectOnce()
     {
         var user = Unique("dup");
