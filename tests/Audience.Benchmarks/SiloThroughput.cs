@@ -101,8 +101,7 @@ internal static class SiloThroughput
     private static long Scalar(Database database, string sql)
     {
         using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        return command.ExecuteScalar() is long value ? value : 0;
+        return Database.Scalar(connection, sql);
     }
+
 }

@@ -11,17 +11,9 @@ public sealed class SegmentStore(Storage.Database database)
     public List<SegmentRecord> All()
     {
         using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, name, description, type, rule, version, created_at, updated_at FROM segments ORDER BY created_at, id";
-        var records = new List<SegmentRecord>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
-        {
-            records.Add(new SegmentRecord(reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
-                reader.GetString(3), reader.GetString(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7)));
-        }
-
-        return records;
+        return Storage.Database.Query(connection, "SELECT id, name, description, type, rule, version, created_at, updated_at FROM segments ORDER BY created_at, id",
+            r => new SegmentRecord(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetString(3), r.GetString(4),
+                r.GetInt64(5), r.GetInt64(6), r.GetInt64(7)));
     }
 
     /// <summary>Inserts or replaces a definition and records the version, in one transaction.</summary>

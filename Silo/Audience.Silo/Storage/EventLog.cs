@@ -59,40 +59,17 @@ public sealed partial class EventLog : IAsyncDisposable
         _signals[partition].WaitAsync(timeout, cancellationToken);
 
     /// <summary>The events of a partition after <paramref name="afterSeq"/>, in order.</summary>
-    public static List<LoggedEvent> Read(SqliteConnection connection, int partition, long afterSeq, int max)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT seq, received_at, payload FROM events WHERE partition = $p AND seq > $after ORDER BY seq LIMIT $max";
-        command.Parameters.AddWithValue("$p", partition);
-        command.Parameters.AddWithValue("$after", afterSeq);
-        command.Parameters.AddWithValue("$max", max);
-        return ReadEvents(command);
-    }
+    public static List<LoggedEvent> Read(SqliteConnection connection, int partition, long afterSeq, int max) =>
+        Database.Query(connection, "SELECT seq, received_at, payload FROM events WHERE partition = $p AND seq > $after ORDER BY seq LIMIT $max",
+            ToLogged, ("$p", partition), ("$after", afterSeq), ("$max", max));
 
     /// <summary>A user's events up to a sequence number and received since a time: the history that fills a new aggregate.</summary>
-    public static List<LoggedEvent> ReadUser(SqliteConnection connection, string userId, long uptoSeq, long receivedSince)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT seq, received_at, payload FROM events WHERE user_id = $u AND seq <= $upto AND received_at >= $since ORDER BY seq";
-        command.Parameters.AddWithValue("$u", userId);
-        command.Parameters.AddWithValue("$upto", uptoSeq);
-        command.Parameters.AddWithValue("$since", receivedSince);
-        return ReadEvents(command);
-    }
+    public static List<LoggedEvent> ReadUser(SqliteConnection connection, string userId, long uptoSeq, long receivedSince) =>
+        Database.Query(connection, "SELECT seq, received_at, payload FROM events WHERE user_id = $u AND seq <= $upto AND received_at >= $since ORDER BY seq",
+            ToLogged, ("$u", userId), ("$upto", uptoSeq), ("$since", receivedSince));
 
-    private static List<LoggedEvent> ReadEvents(SqliteCommand command)
-    {
-        var events = new List<LoggedEvent>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
-        {
-            var payload = (byte[])reader.GetValue(2);
-            var e = JsonSerializer.Deserialize(payload, SiloJsonContext.Default.UserEvent)!;
-            events.Add(new LoggedEvent(reader.GetInt64(0), reader.GetInt64(1), e));
-        }
-
-        return events;
-    }
+    private static LoggedEvent ToLogged(SqliteDataReader reader) =>
+        new(reader.GetInt64(0), reader.GetInt64(1), JsonSerializer.Deserialize((byte[])reader.GetValue(2), SiloJsonContext.Default.UserEvent)!);
 
     private async Task WriteLoop()
     {
@@ -177,11 +154,9 @@ public sealed partial class EventLog : IAsyncDisposable
     {
         using var connection = _database.Open(durable: false);
         using var gate = _database.WriteGate.EnterScope();
-        using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM events WHERE received_at < $cutoff AND seq <= "
-            + "(SELECT CASE WHEN count(*) < $partitions THEN 0 ELSE min(seq) END FROM checkpoints)";
-        command.Parameters.AddWithValue("$cutoff", cutoffMs);
-        command.Parameters.AddWithValue("$partitions", _partitions);
+        using var command = Database.Command(connection,
+            "DELETE FROM events WHERE received_at < $cutoff AND seq <= (SELECT CASE WHEN count(*) < $partitions THEN 0 ELSE min(seq) END FROM checkpoints)",
+            ("$cutoff", cutoffMs), ("$partitions", _partitions));
         return command.ExecuteNonQuery();
     }
 

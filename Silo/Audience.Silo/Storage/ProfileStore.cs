@@ -21,24 +21,13 @@ public sealed record HistoryEntry(long Id, string SegmentId, string Action, stri
 /// </summary>
 public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
 {
-    public StoredProfile? Load(string userId)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT last_seq, next_timer, state FROM profiles WHERE user_id = $u";
-        command.Parameters.AddWithValue("$u", userId);
-        using var reader = command.ExecuteReader();
-        return reader.Read()
-            ? new StoredProfile(userId, reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), (byte[])reader.GetValue(2))
-            : null;
-    }
+    public StoredProfile? Load(string userId) =>
+        Database.Query(connection, "SELECT last_seq, next_timer, state FROM profiles WHERE user_id = $u",
+            r => new StoredProfile(userId, r.GetInt64(0), r.IsDBNull(1) ? null : r.GetInt64(1), (byte[])r.GetValue(2)),
+            ("$u", userId)).SingleOrDefault();
 
-    public long LoadCheckpoint(int partition)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT seq FROM checkpoints WHERE partition = $p";
-        command.Parameters.AddWithValue("$p", partition);
-        return command.ExecuteScalar() is long seq ? seq : 0;
-    }
+    public long LoadCheckpoint(int partition) =>
+        Database.Scalar(connection, "SELECT seq FROM checkpoints WHERE partition = $p", ("$p", partition));
 
     /// <summary>Writes changed profiles, their membership changes and the checkpoint, atomically.</summary>
     public void Save(int partition, IReadOnlyList<(StoredProfile Profile, long UpdatedAt)> profiles, IReadOnlyList<HistoryRow> history, long checkpoint)
@@ -133,87 +122,28 @@ public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
     }
 
     /// <summary>The users of a partition in id order, after <paramref name="afterUserId"/>; for backfills.</summary>
-    public List<string> Users(int partition, string afterUserId, int limit)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT user_id FROM profiles WHERE partition = $p AND user_id > $after ORDER BY user_id LIMIT $n";
-        command.Parameters.AddWithValue("$p", partition);
-        command.Parameters.AddWithValue("$after", afterUserId);
-        command.Parameters.AddWithValue("$n", limit);
-        return ReadStrings(command);
-    }
+    public List<string> Users(int partition, string afterUserId, int limit) =>
+        Database.Query(connection, "SELECT user_id FROM profiles WHERE partition = $p AND user_id > $after ORDER BY user_id LIMIT $n",
+            r => r.GetString(0), ("$p", partition), ("$after", afterUserId), ("$n", limit));
 
-    public long CountUsers(int partition)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT count(*) FROM profiles WHERE partition = $p";
-        command.Parameters.AddWithValue("$p", partition);
-        return (long)command.ExecuteScalar()!;
-    }
+    public long CountUsers(int partition) =>
+        Database.Scalar(connection, "SELECT count(*) FROM profiles WHERE partition = $p", ("$p", partition));
 
     /// <summary>Users of a partition whose timer is due by <paramref name="upTo"/>.</summary>
-    public List<string> DueTimers(int partition, long upTo, int limit)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT user_id FROM profiles WHERE partition = $p AND next_timer IS NOT NULL AND next_timer <= $t ORDER BY next_timer LIMIT $n";
-        command.Parameters.AddWithValue("$p", partition);
-        command.Parameters.AddWithValue("$t", upTo);
-        command.Parameters.AddWithValue("$n", limit);
-        return ReadStrings(command);
-    }
+    public List<string> DueTimers(int partition, long upTo, int limit) =>
+        Database.Query(connection, "SELECT user_id FROM profiles WHERE partition = $p AND next_timer IS NOT NULL AND next_timer <= $t ORDER BY next_timer LIMIT $n",
+            r => r.GetString(0), ("$p", partition), ("$t", upTo), ("$n", limit));
 
-    public List<MembershipRow> Members(string segmentId, string afterUserId, int limit)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT user_id, since FROM memberships WHERE segment_id = $s AND user_id > $after ORDER BY user_id LIMIT $n";
-        command.Parameters.AddWithValue("$s", segmentId);
-        command.Parameters.AddWithValue("$after", afterUserId);
-        command.Parameters.AddWithValue("$n", limit);
-        var rows = new List<MembershipRow>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
-        {
-            rows.Add(new MembershipRow(segmentId, reader.GetString(0), reader.GetInt64(1)));
-        }
+    public List<MembershipRow> Members(string segmentId, string afterUserId, int limit) =>
+        Database.Query(connection, "SELECT user_id, since FROM memberships WHERE segment_id = $s AND user_id > $after ORDER BY user_id LIMIT $n",
+            r => new MembershipRow(segmentId, r.GetString(0), r.GetInt64(1)), ("$s", segmentId), ("$after", afterUserId), ("$n", limit));
 
-        return rows;
-    }
+    public long CountMembers(string segmentId) =>
+        Database.Scalar(connection, "SELECT count(*) FROM memberships WHERE segment_id = $s", ("$s", segmentId));
 
-    public long CountMembers(string segmentId)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT count(*) FROM memberships WHERE segment_id = $s";
-        command.Parameters.AddWithValue("$s", segmentId);
-        return (long)command.ExecuteScalar()!;
-    }
-
-    public List<HistoryEntry> History(string userId, long afterId, int limit)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, segment_id, action, reason, at, latency_ms, event_id FROM membership_history WHERE user_id = $u AND id > $after ORDER BY id LIMIT $n";
-        command.Parameters.AddWithValue("$u", userId);
-        command.Parameters.AddWithValue("$after", afterId);
-        command.Parameters.AddWithValue("$n", limit);
-        var rows = new List<HistoryEntry>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
-        {
-            rows.Add(new HistoryEntry(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
-                reader.GetInt64(4), reader.GetDouble(5), reader.IsDBNull(6) ? null : reader.GetString(6)));
-        }
-
-        return rows;
-    }
-
-    private static List<string> ReadStrings(SqliteCommand command)
-    {
-        var values = new List<string>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
-        {
-            values.Add(reader.GetString(0));
-        }
-
-        return values;
-    }
+    public List<HistoryEntry> History(string userId, long afterId, int limit) =>
+        Database.Query(connection,
+            "SELECT id, segment_id, action, reason, at, latency_ms, event_id FROM membership_history WHERE user_id = $u AND id > $after ORDER BY id LIMIT $n",
+            r => new HistoryEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetDouble(5), r.IsDBNull(6) ? null : r.GetString(6)),
+            ("$u", userId), ("$after", afterId), ("$n", limit));
 }
