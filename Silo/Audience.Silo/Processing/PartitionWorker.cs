@@ -76,10 +76,15 @@ internal sealed partial class PartitionWorker : IDisposable
                 completion.TrySetException(e);
             }
         });
+        _log.Wake(_partition);
         return completion.Task;
     }
 
-    public void Enqueue(SegmentChange change) => _control.Writer.TryWrite(() => _backfills.Enqueue(new BackfillJob(change)));
+    public void Enqueue(SegmentChange change)
+    {
+        _control.Writer.TryWrite(() => _backfills.Enqueue(new BackfillJob(change)));
+        _log.Wake(_partition);
+    }
 
     public async Task RunAsync(CancellationToken stopping)
     {
@@ -151,8 +156,8 @@ internal sealed partial class PartitionWorker : IDisposable
             wait = TimeSpan.FromMilliseconds(Math.Clamp(due - Now(), 0, wait.TotalMilliseconds));
         }
 
-        await Task.WhenAny(_log.WaitAsync(_partition, wait, stopping), _control.Reader.WaitToReadAsync(stopping).AsTask()).ConfigureAwait(false);
-        stopping.ThrowIfCancellationRequested();
+        // One signal for both kinds of work: the log wakes it for new events, Invoke and Enqueue for the rest.
+        await _log.WaitAsync(_partition, wait, stopping).ConfigureAwait(false);
     }
 
     private void Apply(LoggedEvent logged)

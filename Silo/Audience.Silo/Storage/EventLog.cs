@@ -54,7 +54,7 @@ public sealed partial class EventLog : IAsyncDisposable
         return request.Completion.Task.WaitAsync(cancellationToken);
     }
 
-    /// <summary>Waits until new events may be in the partition, or the timeout passes.</summary>
+    /// <summary>Waits until new events may be in the partition (or <see cref="Wake"/> was called), or the timeout passes.</summary>
     public Task WaitAsync(int partition, TimeSpan timeout, CancellationToken cancellationToken) =>
         _signals[partition].WaitAsync(timeout, cancellationToken);
 
@@ -140,7 +140,7 @@ public sealed partial class EventLog : IAsyncDisposable
             {
                 if (touched[p])
                 {
-                    Signal(p);
+                    Wake(p);
                 }
             }
         }
@@ -160,7 +160,8 @@ public sealed partial class EventLog : IAsyncDisposable
         return command.ExecuteNonQuery();
     }
 
-    private void Signal(int partition)
+    /// <summary>Wakes the partition's waiter: new events, or other work for its worker.</summary>
+    public void Wake(int partition)
     {
         var signal = _signals[partition];
         if (signal.CurrentCount == 0)
