@@ -2,6 +2,8 @@ using Audience.Api.Features;
 using Audience.Rules.Indexing;
 using Audience.Rules.Profiles;
 using Audience.Silo;
+using Audience.Silo.Hosting;
+using Audience.Silo.Kafka;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
@@ -10,29 +12,37 @@ using Microsoft.Extensions.Options;
 
 var builder = WebApplication.CreateBuilder(args);
 
-builder.Services.AddOptions<SiloOptions>()
-    .Bind(builder.Configuration.GetSection("Silo"))
-    .ValidateDataAnnotations()
-    .ValidateOnStart();
-builder.Services.AddSingleton(sp =>
+AudienceMode mode;
+try
 {
-    var options = sp.GetRequiredService<IOptions<SiloOptions>>().Value;
-    var dataDirectory = builder.Configuration["DataDirectory"];
-    return string.IsNullOrWhiteSpace(dataDirectory) ? options : options with { DataDirectory = dataDirectory };
-});
-builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton(sp => new Database(sp.GetRequiredService<SiloOptions>().DataDirectory));
-builder.Services.AddSingleton(sp => new EventLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<SiloOptions>().Partitions,
-    sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EventLog>>()));
-builder.Services.AddSingleton<RuleCatalog>();
-builder.Services.AddSingleton<SegmentIndex>();
-builder.Services.AddSingleton<SegmentStore>();
-builder.Services.AddSingleton(sp => new SegmentService(sp.GetRequiredService<SegmentStore>(), sp.GetRequiredService<SegmentIndex>(),
-    sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<SiloOptions>().Partitions));
-builder.Services.AddSingleton<ChangeFeed>();
+    mode = AudienceMode.Read(builder.Configuration, siloProcess: false);
+}
+catch (ConfigurationException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
+
+builder.Services.AddAudienceCore(builder.Configuration, mode);
 builder.Services.AddSingleton<MembershipQueries>();
-builder.Services.AddSingleton<SiloHost>();
-builder.Services.AddHostedService(sp => sp.GetRequiredService<SiloHost>());
+if (mode.IsKafka)
+{
+    // Kafka mode: events go to user-events, the Silos are other processes, queries read the shared store.
+    builder.Services.AddSingleton<KafkaEventSink>();
+    builder.Services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<KafkaEventSink>());
+    builder.Services.AddSingleton<IProfileQueries, StoreProfileQueries>();
+    builder.Services.AddHostedService<SegmentOutbox>();
+    builder.Services.AddHostedService<ChangeFeedPump>();
+}
+else
+{
+    builder.Services.AddSingleton(sp => new EventLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<SiloOptions>().Partitions,
+        sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EventLog>>()));
+    builder.Services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<EventLog>());
+    builder.Services.AddSingleton<SiloHost>();
+    builder.Services.AddSingleton<IProfileQueries>(sp => sp.GetRequiredService<SiloHost>());
+    builder.Services.AddHostedService(sp => sp.GetRequiredService<SiloHost>());
+}
 
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler(options =>
@@ -55,9 +65,21 @@ app.UseSwaggerUI(ui =>
 });
 
 app.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" })).WithTags("Health");
-app.MapGet("/health/ready", (SiloHost silo, SegmentService segments) => silo.IsRunning
-        ? Results.Ok(new { status = "ready", segments = segments.List().Count, activeUsers = silo.ActiveActors })
-        : Results.Problem("The Silo is starting.", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready"))
+app.MapGet("/health/ready", (IServiceProvider services, SegmentService segments) =>
+    {
+        // Segments are loaded before anything can resolve SegmentService; what remains is the way events go in.
+        if (mode.IsKafka)
+        {
+            return services.GetRequiredService<KafkaEventSink>().CanReachBroker(TimeSpan.FromSeconds(2))
+                ? Results.Ok(new { status = "ready", mode = "kafka", segments = segments.List().Count })
+                : Results.Problem("Kafka does not answer.", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
+        }
+
+        var silo = services.GetRequiredService<SiloHost>();
+        return silo.IsRunning
+            ? Results.Ok(new { status = "ready", mode = "embedded", segments = segments.List().Count, activeUsers = silo.ActiveActors })
+            : Results.Problem("The Silo is starting.", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
+    })
     .WithTags("Health");
 app.MapEventsApi();
 app.MapSegmentsApi();
@@ -65,6 +87,7 @@ app.MapUsersApi();
 app.MapChangesApi();
 
 app.Run();
+return 0;
 
 /// <summary>The entry point, visible to WebApplicationFactory in the tests.</summary>
 public partial class Program;

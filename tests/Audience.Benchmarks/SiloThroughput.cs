@@ -40,7 +40,7 @@ internal static class SiloThroughput
 
         var catalog = new RuleCatalog();
         var index = new SegmentIndex(catalog);
-        var segments = new SegmentService(new SegmentStore(database), index, time, options.Partitions);
+        var segments = new SegmentService(new EmbeddedSegmentStore(database), index, time, options.Partitions);
         foreach (var (id, rule) in BenchmarkData.ThousandSegments().Take(950 * segmentCount / 1000).Concat(BenchmarkData.ThousandSegments().Skip(950).Take(Math.Max(1, segmentCount / 20))))
         {
             segments.Create(new SegmentDraft(id, id, null, null, rule, null));
@@ -78,7 +78,7 @@ internal static class SiloThroughput
 
         var lastSeq = Scalar(database, "SELECT max(seq) FROM events");
         var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
-        var silo = new SiloHost(options, database, log, segments, new ChangeFeed(), time, NullLogger<SiloHost>.Instance);
+        var silo = new SiloHost(options, database, log, new EmbeddedProfileStoreFactory(database), segments, new ChangeFeed(), time, NullLogger<SiloHost>.Instance);
         using var stop = new CancellationTokenSource();
         var clock = Stopwatch.StartNew();
         await silo.StartAsync(stop.Token);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Audience.Rules;
 using Audience.Rules.Evaluation;
+using Audience.Silo.Contracts;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
@@ -86,7 +87,7 @@ public static class SegmentsApi
             ? Problems.NotFound($"There is no segment with the id '{id}'.")
             : TypedResults.Ok(new { segmentId = id, size = queries.Size(id) });
 
-    private static async Task<IResult> Explain(string id, string userId, SegmentService segments, SiloHost silo)
+    private static async Task<IResult> Explain(string id, string userId, SegmentService segments, IProfileQueries silo)
     {
         if (segments.Get(id) is null)
         {
@@ -164,7 +165,7 @@ public static class SegmentsApi
             var root = document!.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
-                return (null, Problems.BadRequest($"A segment is a JSON object, not {EventsApi.Describe(root)}."));
+                return (null, Problems.BadRequest($"A segment is a JSON object, not {EventReader.Describe(root)}."));
             }
 
             string? Text(string name, int max, out IResult? error)
@@ -222,7 +223,7 @@ public static class SegmentsApi
                     ruleJson = given.GetRawText();
                     break;
                 default:
-                    return (null, Problems.BadRequest($"'{(hasRule ? "rule" : "rules")}' must be rule text or a condition object, not {EventsApi.Describe(given)}."));
+                    return (null, Problems.BadRequest($"'{(hasRule ? "rule" : "rules")}' must be rule text or a condition object, not {EventReader.Describe(given)}."));
             }
 
             return (new SegmentDraft(id, name, description, type, ruleText, ruleJson), null);
@@ -246,17 +247,17 @@ public static class SegmentsApi
 }
 
 /// <summary>Read-only queries over the stored memberships (current as of the last write-behind flush).</summary>
-public sealed class MembershipQueries(Database database)
+public sealed class MembershipQueries(IProfileStoreFactory stores)
 {
     public List<MembershipRow> Members(string segmentId, string after, int limit)
     {
-        using var connection = database.Open();
-        return new ProfileStore(connection, database.WriteGate).Members(segmentId, after, limit);
+        using var store = stores.Open();
+        return store.Members(segmentId, after, limit);
     }
 
     public long Size(string segmentId)
     {
-        using var connection = database.Open();
-        return new ProfileStore(connection, database.WriteGate).CountMembers(segmentId);
+        using var store = stores.Open();
+        return store.CountMembers(segmentId);
     }
 }

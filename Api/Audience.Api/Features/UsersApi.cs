@@ -18,7 +18,7 @@ public static class UsersApi
         return group;
     }
 
-    private static async Task<IResult> Profile(string userId, SiloHost silo, SegmentService segments)
+    private static async Task<IResult> Profile(string userId, IProfileQueries silo, SegmentService segments)
     {
         var view = await silo.GetProfileAsync(userId);
         if (view is null)
@@ -54,7 +54,7 @@ public static class UsersApi
         });
     }
 
-    private static async Task<IResult> Segments(string userId, SiloHost silo, SegmentService segments)
+    private static async Task<IResult> Segments(string userId, IProfileQueries silo, SegmentService segments)
     {
         var view = await silo.GetProfileAsync(userId);
         return view is null
@@ -62,7 +62,7 @@ public static class UsersApi
             : TypedResults.Ok(new { userId, segments = Memberships(view, segments) });
     }
 
-    private static async Task<IResult> History(string userId, SiloHost silo, long after = 0, int limit = 100)
+    private static async Task<IResult> History(string userId, IProfileQueries silo, long after = 0, int limit = 100)
     {
         if (limit is < 1 or > 1000)
         {

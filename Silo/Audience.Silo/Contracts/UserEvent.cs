@@ -27,9 +27,42 @@ public sealed record MembershipChangeMetadata(
     string Rule,
     string Trigger,
     string? EventId,
+    double EvaluationLatency,
+    string? ChangeId = null);
+
+/// <summary>
+/// A purchase enriched with the buyer's profile at the moment of the order, for <c>orders-analytics</c> (Druid).
+/// <see cref="EventId"/> is the key a consumer drops duplicates by.
+/// </summary>
+public sealed record OrderAnalyticsMessage(
+    string EventId,
+    string UserId,
+    DateTimeOffset Timestamp,
+    decimal? Amount,
+    JsonElement? Properties,
+    IReadOnlyList<string> Segments,
+    decimal LifetimeValue,
+    long OrderCount,
+    DateTimeOffset? FirstSeen,
     double EvaluationLatency);
+
+/// <summary>A message the Silo could not apply, for <c>user-events-dlq</c>: the error and where it came from.</summary>
+public sealed record DeadLetterMessage(
+    string Error,
+    string Topic,
+    int Partition,
+    long Offset,
+    string? Key,
+    string Payload,
+    DateTimeOffset At);
+
+/// <summary>A segment change announced on <c>segment-updates</c>; receivers read the definition from PostgreSQL.</summary>
+public sealed record SegmentUpdateMessage(string SegmentId, long Version, string Action, DateTimeOffset At);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(UserEvent))]
 [JsonSerializable(typeof(MembershipChangeMessage))]
+[JsonSerializable(typeof(OrderAnalyticsMessage))]
+[JsonSerializable(typeof(DeadLetterMessage))]
+[JsonSerializable(typeof(SegmentUpdateMessage))]
 public sealed partial class SiloJsonContext : JsonSerializerContext;

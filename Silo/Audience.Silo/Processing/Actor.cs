@@ -23,6 +23,9 @@ internal sealed class Actor(UserProfile profile, long lastSeq, HashSet<Aggregate
 
     public long? NextTimer { get; set; }
 
+    /// <summary>The version of the profile in the store (0 before its first save), for optimistic concurrency.</summary>
+    public long Version { get; set; }
+
     public long LastUsed { get; set; }
 
     public bool Dirty { get; set; }

@@ -1,3 +1,5 @@
+using System.Data.Common;
+using System.Text.Json;
 using System.Threading.Channels;
 using Audience.Rules.Evaluation;
 using Audience.Rules.Indexing;
@@ -5,7 +7,6 @@ using Audience.Rules.Profiles;
 using Audience.Silo.Contracts;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 
 namespace Audience.Silo.Processing;
@@ -26,12 +27,11 @@ internal sealed partial class PartitionWorker : IDisposable
     private readonly SiloOptions _options;
     private readonly SegmentIndex _index;
     private readonly RuleCatalog _catalog;
-    private readonly ChangeFeed _feed;
+    private readonly ISiloOutputs _outputs;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly EventLog _log;
-    private readonly SqliteConnection _connection;
-    private readonly ProfileStore _store;
+    private readonly IPartitionSource _source;
+    private readonly IProfileStore _store;
     private readonly Dictionary<string, Actor> _actors = new(StringComparer.Ordinal);
     private readonly HashSet<Actor> _dirty = [];
     private readonly List<HistoryRow> _history = [];
@@ -44,20 +44,21 @@ internal sealed partial class PartitionWorker : IDisposable
     private long _lastFlush;
     private long _lastSweep;
 
-    public PartitionWorker(int partition, SiloOptions options, Database database, EventLog log, SegmentIndex index,
-        ChangeFeed feed, TimeProvider time, ILogger logger)
+    public PartitionWorker(IPartitionSource source, IProfileStore store, SiloOptions options, SegmentIndex index,
+        ISiloOutputs outputs, TimeProvider time, ILogger logger)
     {
-        _partition = partition;
+        _partition = source.Partition;
+        _source = source;
+        _store = store;
         _options = options;
-        _log = log;
         _index = index;
         _catalog = index.Catalog;
-        _feed = feed;
+        _outputs = outputs;
         _time = time;
         _logger = logger;
-        _connection = database.Open(durable: false);
-        _store = new ProfileStore(_connection, database.WriteGate);
     }
+
+    public int Partition => _partition;
 
     public int ActiveActors => _actors.Count;
 
@@ -76,19 +77,25 @@ internal sealed partial class PartitionWorker : IDisposable
                 completion.TrySetException(e);
             }
         });
-        _log.Wake(_partition);
+        _source.Wake();
         return completion.Task;
     }
 
     public void Enqueue(SegmentChange change)
     {
         _control.Writer.TryWrite(() => _backfills.Enqueue(new BackfillJob(change)));
-        _log.Wake(_partition);
+        _source.Wake();
     }
 
+    /// <summary>
+    /// Runs until <paramref name="stopping"/>, then writes everything behind. Ends with
+    /// <see cref="ProfileConflictException"/> when another writer took over its profiles, or with
+    /// <see cref="DeliveryException"/> when an output was lost; either way it drops what it holds, and its owner
+    /// restarts the partition from the last checkpoint.
+    /// </summary>
     public async Task RunAsync(CancellationToken stopping)
     {
-        _appliedSeq = _checkpoint = _store.LoadCheckpoint(_partition);
+        _appliedSeq = _checkpoint = _source.Start(_store);
         _lastFlush = Now();
         while (!stopping.IsCancellationRequested)
         {
@@ -103,10 +110,11 @@ internal sealed partial class PartitionWorker : IDisposable
             {
                 break;
             }
-            catch (SqliteException e)
+            catch (DbException e)
             {
                 // The store is unavailable: keep what is in memory, pause, and try again; nothing past the
-                // checkpoint is lost because the log still holds it.
+                // checkpoint is lost because the log still holds it. (Outputs wait in WaitDelivered while the
+                // broker is away; one that is never delivered ends the run with DeliveryException.)
                 LogStoreUnavailable(e, _partition);
                 await Task.Delay(TimeSpan.FromSeconds(1), _time, stopping).ConfigureAwait(false);
             }
@@ -118,7 +126,7 @@ internal sealed partial class PartitionWorker : IDisposable
     private bool Step()
     {
         var worked = false;
-        var events = EventLog.Read(_connection, _partition, _appliedSeq, _options.ReadBatchSize);
+        var events = _source.Read(_appliedSeq, _options.ReadBatchSize);
         foreach (var e in events)
         {
             Apply(e);
@@ -157,12 +165,17 @@ internal sealed partial class PartitionWorker : IDisposable
         }
 
         // One signal for both kinds of work: the log wakes it for new events, Invoke and Enqueue for the rest.
-        await _log.WaitAsync(_partition, wait, stopping).ConfigureAwait(false);
+        await _source.WaitAsync(wait, stopping).ConfigureAwait(false);
     }
 
     private void Apply(LoggedEvent logged)
     {
-        var e = logged.Event;
+        if (logged.Event is not { } e)
+        {
+            _appliedSeq = logged.Seq;
+            return;
+        }
+
         var actor = Activate(e.UserId, create: true)!;
         if (logged.Seq <= actor.LastSeq)
         {
@@ -174,15 +187,22 @@ internal sealed partial class PartitionWorker : IDisposable
         var now = Now();
         try
         {
-            var effects = actor.Profile.Apply(EventValues.ToRuleEvent(e), now);
+            var ruleEvent = EventValues.ToRuleEvent(e);
+            var effects = actor.Profile.Apply(ruleEvent, now);
             _changes.Clear();
             _index.Evaluate(actor.Profile, e.EventType, effects, now, _changes);
-            Record(actor, _changes, e.EventId, now - logged.ReceivedAt);
+            Record(actor, _changes, e.EventId, "e" + logged.Seq, now - logged.ReceivedAt);
+            if (_outputs.WantsOrders && e.EventType == RuleEvent.Purchase)
+            {
+                EmitOrder(actor, e, ruleEvent, now - logged.ReceivedAt);
+            }
         }
-        catch (Exception ex) when (ex is not SqliteException)
+        catch (Exception ex) when (ex is not DbException and not DeliveryException)
         {
             // Events are validated on the way in, so this is a bug; skip the event rather than stop the partition.
             LogEventFailed(ex, e.EventId, _partition);
+            _outputs.DeadLetter(new DeadLetterMessage(ex.Message, "partition", _partition, logged.Seq - 1, e.UserId,
+                JsonSerializer.Serialize(e, SiloJsonContext.Default.UserEvent), _time.GetUtcNow()));
         }
 
         actor.LastSeq = logged.Seq;
@@ -215,7 +235,7 @@ internal sealed partial class PartitionWorker : IDisposable
         else
         {
             var profile = ProfileCodec.Decode(userId, stored.State, _catalog, out var known);
-            actor = new Actor(profile, stored.LastSeq, known) { NextTimer = stored.NextTimer };
+            actor = new Actor(profile, stored.LastSeq, known) { NextTimer = stored.NextTimer, Version = stored.Version };
             if (stored.NextTimer is { } due)
             {
                 _timers.Enqueue(actor, due);
@@ -243,13 +263,13 @@ internal sealed partial class PartitionWorker : IDisposable
         var missing = _catalog.Aggregates.Where(s => !actor.KnownAggregates.Contains(s)).ToList();
         if (missing.Count > 0 && actor.LastSeq > 0)
         {
-            var history = EventLog.ReadUser(_connection, actor.UserId, actor.LastSeq, now - (long)_options.EventRetention.TotalMilliseconds);
+            var history = _source.ReadUser(actor.UserId, actor.LastSeq, now - (long)_options.EventRetention.TotalMilliseconds)
+                .Where(l => l.Event is not null).Select(l => EventValues.ToRuleEvent(l.Event!)).ToList();
             foreach (var spec in missing)
             {
                 var state = new WindowedAggregate(spec.Layout);
-                foreach (var logged in history)
+                foreach (var e in history)
                 {
-                    var e = EventValues.ToRuleEvent(logged.Event);
                     if ((spec.Key.EventType is null || spec.Key.EventType == e.Type) && spec.TryTake(e, out var value))
                     {
                         state.Add(e.TimestampMs, value, now);
@@ -266,7 +286,8 @@ internal sealed partial class PartitionWorker : IDisposable
         actor.AggregateVersion = version;
     }
 
-    private void Record(Actor actor, List<MembershipChange> changes, string? eventId, double latencyMs)
+    /// <summary>Records and emits the flips of one evaluation; <paramref name="origin"/> makes each change's dedupe id.</summary>
+    private void Record(Actor actor, List<MembershipChange> changes, string? eventId, string origin, double latencyMs)
     {
         foreach (var change in changes)
         {
@@ -276,7 +297,7 @@ internal sealed partial class PartitionWorker : IDisposable
                 _ => "rule_evaluation",
             };
             Publish(actor.UserId, change.Segment.Id, change.Segment.Version, change.Segment.Rule.Text, change.Entered, reason,
-                Trigger(change.Trigger), change.AtMs, latencyMs, eventId);
+                Trigger(change.Trigger), change.AtMs, latencyMs, eventId, origin);
         }
 
         if (changes.Count > 0)
@@ -286,12 +307,22 @@ internal sealed partial class PartitionWorker : IDisposable
     }
 
     private void Publish(string userId, string segmentId, long version, string rule, bool entered, string reason, string trigger,
-        long at, double latencyMs, string? eventId)
+        long at, double latencyMs, string? eventId, string origin)
     {
         latencyMs = Math.Max(0, latencyMs);
         _history.Add(new HistoryRow(userId, segmentId, entered, reason, at, latencyMs, eventId));
-        _feed.Publish(new MembershipChangeMessage(userId, segmentId, entered ? "added" : "removed", reason,
-            DateTimeOffset.FromUnixTimeMilliseconds(at), new MembershipChangeMetadata(version, rule, trigger, eventId, latencyMs)));
+        _outputs.MembershipChanged(new MembershipChangeMessage(userId, segmentId, entered ? "added" : "removed", reason,
+            DateTimeOffset.FromUnixTimeMilliseconds(at),
+            new MembershipChangeMetadata(version, rule, trigger, eventId, latencyMs, $"{userId}/{segmentId}/{origin}")));
+    }
+
+    private void EmitOrder(Actor actor, UserEvent e, RuleEvent ruleEvent, double latencyMs)
+    {
+        var p = actor.Profile;
+        var amount = ruleEvent.Properties.TryGetValue("amount", out var a) && a.IsSummable ? a.AsNumber : (decimal?)null;
+        _outputs.Order(new OrderAnalyticsMessage(e.EventId, e.UserId, e.Timestamp, amount, e.Properties,
+            [.. p.Memberships.Keys.Select(_catalog.SegmentId).Order(StringComparer.Ordinal)], p.TotalSpent, p.OrderCount,
+            p.FirstSeen is { } first ? DateTimeOffset.FromUnixTimeMilliseconds(first) : null, Math.Max(0, latencyMs)));
     }
 
     private static string Trigger(EvaluationTrigger trigger) => trigger switch
@@ -331,7 +362,7 @@ internal sealed partial class PartitionWorker : IDisposable
             EnsureAggregates(actor, now);
             _changes.Clear();
             _index.EvaluateTimeDependent(actor.Profile, now, _changes);
-            Record(actor, _changes, null, now - due);
+            Record(actor, _changes, null, "t" + due, now - due);
             Reschedule(actor, now);
             MarkDirty(actor);
             fired = true;
@@ -366,7 +397,8 @@ internal sealed partial class PartitionWorker : IDisposable
                 if (actor.Profile.IsMember(slot))
                 {
                     actor.Profile.Leave(slot);
-                    Publish(userId, job.Change.SegmentId, job.Change.Version, string.Empty, entered: false, "manual", "segment_deleted", now, 0, null);
+                    Publish(userId, job.Change.SegmentId, job.Change.Version, string.Empty, entered: false, "manual", "segment_deleted", now, 0, null,
+                        "s" + job.Change.Version);
                     MarkDirty(actor);
                 }
             }
@@ -374,7 +406,7 @@ internal sealed partial class PartitionWorker : IDisposable
             {
                 var started = _time.GetTimestamp();
                 _index.EvaluateSegment(actor.Profile, job.Change.SegmentId, now, _changes);
-                Record(actor, _changes, null, _time.GetElapsedTime(started).TotalMilliseconds);
+                Record(actor, _changes, null, "s" + job.Change.Version, _time.GetElapsedTime(started).TotalMilliseconds);
                 Reschedule(actor, now);
             }
         }
@@ -394,7 +426,11 @@ internal sealed partial class PartitionWorker : IDisposable
         return true;
     }
 
-    /// <summary>Writes every changed profile, the membership changes and the checkpoint in one transaction.</summary>
+    /// <summary>
+    /// Waits until every output emitted so far is delivered, then writes every changed profile, the membership
+    /// changes and the checkpoint in one transaction. In that order, a crash between the two repeats outputs
+    /// (each with its change id) but never loses one.
+    /// </summary>
     public void Flush()
     {
         if (_dirty.Count == 0 && _history.Count == 0 && _appliedSeq == _checkpoint)
@@ -402,12 +438,15 @@ internal sealed partial class PartitionWorker : IDisposable
             return;
         }
 
+        _outputs.WaitDelivered();
         var now = Now();
-        var rows = _dirty.Select(a => (new StoredProfile(a.UserId, a.LastSeq, a.NextTimer, ProfileCodec.Encode(a.Profile, a.KnownAggregates)), now)).ToList();
+        var rows = _dirty.Select(a => (new StoredProfile(a.UserId, a.LastSeq, a.NextTimer, ProfileCodec.Encode(a.Profile, a.KnownAggregates), a.Version), now)).ToList();
         _store.Save(_partition, rows, _history, _appliedSeq);
+        _source.Checkpointed(_appliedSeq);
         foreach (var actor in _dirty)
         {
             actor.Dirty = false;
+            actor.Version++;
         }
 
         _dirty.Clear();
@@ -458,7 +497,7 @@ internal sealed partial class PartitionWorker : IDisposable
 
             Flush();
         }
-        catch (SqliteException e)
+        catch (Exception e) when (e is DbException or DeliveryException)
         {
             // The log still holds everything past the checkpoint; the next start replays it.
             LogStoreUnavailable(e, _partition);
@@ -486,11 +525,7 @@ internal sealed partial class PartitionWorker : IDisposable
             return null;
         }
 
-        var p = actor.Profile;
-        return new ProfileView(p.UserId, p.EventCount, p.TotalSpent, p.OrderCount, p.FirstSeen, p.LastSeen,
-            new Dictionary<string, Audience.Rules.Value>(p.Traits, StringComparer.Ordinal),
-            [.. p.Memberships.Select(m => (_catalog.SegmentId(m.Key), m.Value)).OrderBy(m => m.Item1, StringComparer.Ordinal)],
-            actor.NextTimer);
+        return ProfileView.Of(actor.Profile, _catalog, actor.NextTimer);
     }
 
     public ExplainNode? Explain(string userId, string segmentId, out bool member)
@@ -513,7 +548,7 @@ internal sealed partial class PartitionWorker : IDisposable
         return _store.History(userId, afterId, limit);
     }
 
-    public void Dispose() => _connection.Dispose();
+    public void Dispose() => _store.Dispose();
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Profile store unavailable in partition {Partition}; pausing")]
     private partial void LogStoreUnavailable(Exception exception, int partition);
@@ -530,15 +565,3 @@ internal sealed partial class PartitionWorker : IDisposable
         public string Cursor { get; set; } = string.Empty;
     }
 }
-
-/// <summary>A copy of a profile, taken on its worker, safe to read on any thread.</summary>
-public sealed record ProfileView(
-    string UserId,
-    long EventCount,
-    decimal TotalSpent,
-    long OrderCount,
-    long? FirstSeen,
-    long? LastSeen,
-    IReadOnlyDictionary<string, Audience.Rules.Value> Traits,
-    IReadOnlyList<(string SegmentId, long Since)> Memberships,
-    long? NextTimer);

@@ -12,24 +12,26 @@ namespace Audience.Silo.Processing;
 /// The embedded Silo: one <see cref="PartitionWorker"/> per partition of the in-process log, each the single
 /// writer of its users' actors. Routes queries to the worker that owns the user, and segment changes to all.
 /// </summary>
-public sealed class SiloHost : BackgroundService
+public sealed class SiloHost : BackgroundService, IProfileQueries
 {
     private static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(10);
 
     private readonly PartitionWorker[] _workers;
+    private readonly LogPartitionSource[] _sources;
     private readonly EventLog _log;
     private readonly SiloOptions _options;
     private readonly TimeProvider _time;
     private volatile bool _running;
 
-    public SiloHost(SiloOptions options, Database database, EventLog log, SegmentService segments, ChangeFeed feed,
-        TimeProvider time, ILogger<SiloHost> logger)
+    public SiloHost(SiloOptions options, Database database, EventLog log, IProfileStoreFactory stores, SegmentService segments,
+        ChangeFeed feed, TimeProvider time, ILogger<SiloHost> logger)
     {
         _log = log;
         _options = options;
         _time = time;
-        _workers = [.. Enumerable.Range(0, options.Partitions)
-            .Select(p => new PartitionWorker(p, options, database, log, segments.Index, feed, time, logger))];
+        var outputs = new FeedOutputs(feed);
+        _sources = [.. Enumerable.Range(0, options.Partitions).Select(p => new LogPartitionSource(log, database, p))];
+        _workers = [.. _sources.Select(source => new PartitionWorker(source, stores.Open(), options, segments.Index, outputs, time, logger))];
         segments.Changed += change =>
         {
             foreach (var worker in _workers)
@@ -59,6 +61,11 @@ public sealed class SiloHost : BackgroundService
             foreach (var worker in _workers)
             {
                 worker.Dispose();
+            }
+
+            foreach (var source in _sources)
+            {
+                source.Dispose();
             }
         }
     }

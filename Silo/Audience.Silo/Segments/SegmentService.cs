@@ -49,14 +49,14 @@ public sealed record SegmentResult(SegmentInfo? Segment, IReadOnlyList<RuleDiagn
 public sealed partial class SegmentService : ISegmentGraph
 {
     private readonly Lock _gate = new();
-    private readonly SegmentStore _store;
+    private readonly ISegmentStore _store;
     private readonly SegmentIndex _index;
     private readonly TimeProvider _time;
     private readonly int _partitions;
     private readonly ConcurrentDictionary<string, SegmentRecord> _records = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, BackfillProgress> _progress = new(StringComparer.Ordinal);
 
-    public SegmentService(SegmentStore store, SegmentIndex index, TimeProvider time, int partitions)
+    public SegmentService(ISegmentStore store, SegmentIndex index, TimeProvider time, int partitions)
     {
         _store = store;
         _index = index;
@@ -64,13 +64,65 @@ public sealed partial class SegmentService : ISegmentGraph
         _partitions = partitions;
         foreach (var record in store.All())
         {
-            var checkedRule = RuleChecker.Check(RuleParser.Parse(record.Rule));
-            if (checkedRule.IsValid)
+            Publish(record);
+        }
+    }
+
+    /// <summary>Compiles a stored definition into the index; stored rules were checked when they were saved.</summary>
+    private void Publish(SegmentRecord record)
+    {
+        var checkedRule = RuleChecker.Check(RuleParser.Parse(record.Rule));
+        if (checkedRule.IsValid)
+        {
+            _index.Upsert(record.Id, RuleCompiler.Compile(checkedRule, _index.Catalog), record.Version);
+        }
+
+        _records[record.Id] = record;
+    }
+
+    /// <summary>Refreshes every segment the store or this process knows: the safety net behind <see cref="Refresh"/>.</summary>
+    public void RefreshAll()
+    {
+        foreach (var id in _store.All().Select(r => r.Id).Union(_records.Keys).ToList())
+        {
+            Refresh(id);
+        }
+    }
+
+    /// <summary>
+    /// Applies a change another process made (announced on <c>segment-updates</c>): reads the segment's current
+    /// definition from the store and, if it is newer than the one held here, publishes it or its deletion.
+    /// Returns whether anything changed. Idempotent, so a repeated or reordered announcement is harmless.
+    /// </summary>
+    public bool Refresh(string id)
+    {
+        lock (_gate)
+        {
+            var stored = _store.Find(id);
+            var held = _records.GetValueOrDefault(id);
+            if (stored is null)
             {
-                _index.Upsert(record.Id, RuleCompiler.Compile(checkedRule, index.Catalog), record.Version);
+                if (held is null)
+                {
+                    return false;
+                }
+
+                _index.Remove(id);
+                _records.TryRemove(id, out _);
+                Changed?.Invoke(new SegmentChange(id, held.Version + 1, Deleted: true, new BackfillProgress(_partitions)));
+                return true;
             }
 
-            _records[record.Id] = record;
+            if (held is not null && held.Version >= stored.Version)
+            {
+                return false;
+            }
+
+            Publish(stored);
+            var progress = new BackfillProgress(_partitions);
+            _progress[id] = progress;
+            Changed?.Invoke(new SegmentChange(id, stored.Version, Deleted: false, progress));
+            return true;
         }
     }
 
@@ -142,7 +194,15 @@ public sealed partial class SegmentService : ISegmentGraph
             }
 
             var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            _store.Delete(record, now);
+            try
+            {
+                _store.Delete(record, now);
+            }
+            catch (SegmentConflictException e)
+            {
+                return new SegmentResult(null, [], e.Message, Conflict: true);
+            }
+
             _index.Remove(id);
             _records.TryRemove(id, out _);
             var progress = new BackfillProgress(_partitions);
@@ -166,6 +226,11 @@ public sealed partial class SegmentService : ISegmentGraph
         try
         {
             _store.Save(record, previous is null ? "created" : "updated");
+        }
+        catch (SegmentConflictException e)
+        {
+            compiled.Dispose();
+            return new SegmentResult(null, [], e.Message, Conflict: true);
         }
         catch
         {

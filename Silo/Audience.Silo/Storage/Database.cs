@@ -29,7 +29,8 @@ public sealed class Database
             last_seq INTEGER NOT NULL,
             next_timer INTEGER,
             state BLOB NOT NULL,
-            updated_at INTEGER NOT NULL);
+            updated_at INTEGER NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1);
         CREATE INDEX IF NOT EXISTS profiles_by_partition ON profiles(partition, user_id);
         CREATE INDEX IF NOT EXISTS profiles_by_timer ON profiles(partition, next_timer) WHERE next_timer IS NOT NULL;
         CREATE TABLE IF NOT EXISTS memberships(
@@ -82,6 +83,11 @@ public sealed class Database
         using var connection = Open();
         Execute(connection, "PRAGMA journal_mode=WAL;");
         Execute(connection, Schema);
+        if (Scalar(connection, "SELECT count(*) FROM pragma_table_info('profiles') WHERE name = 'version'") == 0)
+        {
+            // Data directories from before optimistic concurrency: every stored profile starts at version 1.
+            Execute(connection, "ALTER TABLE profiles ADD COLUMN version INTEGER NOT NULL DEFAULT 1");
+        }
     }
 
     public string Path { get; }

@@ -9,8 +9,11 @@ namespace Audience.Silo.Storage;
 /// <summary>Whether an appended event was new, or a repeat of an event id already in the log.</summary>
 public readonly record struct AppendResult(string EventId, bool Duplicate);
 
-/// <summary>An event as the log holds it.</summary>
-public sealed record LoggedEvent(long Seq, long ReceivedAt, UserEvent Event);
+/// <summary>
+/// An event at its place in a partition. <see cref="Event"/> is null for a message that could not be read; it has
+/// gone to the dead-letter topic already, and the worker only moves past it.
+/// </summary>
+public sealed record LoggedEvent(long Seq, long ReceivedAt, UserEvent? Event);
 
 /// <summary>
 /// The in-process, partitioned event log that stands in for Kafka in embedded mode, kept in SQLite. Appends
@@ -18,7 +21,7 @@ public sealed record LoggedEvent(long Seq, long ReceivedAt, UserEvent Event);
 /// only once its transaction is durable, so an acknowledged event survives a crash. Event ids are unique: a
 /// repeated id is reported as a duplicate and not stored again.
 /// </summary>
-public sealed partial class EventLog : IAsyncDisposable
+public sealed partial class EventLog : IEventSink, IAsyncDisposable
 {
     private const int MaxEventsPerTransaction = 5_000;
 

@@ -2,34 +2,21 @@ using Microsoft.Data.Sqlite;
 
 namespace Audience.Silo.Storage;
 
-/// <summary>A profile row: its encoded state, the last event applied, and its next timer.</summary>
-public sealed record StoredProfile(string UserId, long LastSeq, long? NextTimer, byte[] State);
-
-/// <summary>One membership change to record: in the history, and in the current memberships.</summary>
-public sealed record HistoryRow(string UserId, string SegmentId, bool Entered, string Reason, long At, double LatencyMs, string? EventId);
-
-/// <summary>A membership row as queries return it.</summary>
-public sealed record MembershipRow(string SegmentId, string UserId, long Since);
-
-/// <summary>A history row as queries return it.</summary>
-public sealed record HistoryEntry(long Id, string SegmentId, string Action, string Reason, long At, double LatencyMs, string? EventId);
-
 /// <summary>
 /// The embedded profile store. A partition worker writes behind: all its changed profiles, their membership
 /// changes and the partition's checkpoint go in one transaction, so after a crash the store is exactly the
 /// state after some prefix of the partition's events, and replay from the checkpoint completes it.
 /// </summary>
-public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
+public sealed class EmbeddedProfileStore(SqliteConnection connection, Lock writeGate) : IProfileStore
 {
     public StoredProfile? Load(string userId) =>
-        Database.Query(connection, "SELECT last_seq, next_timer, state FROM profiles WHERE user_id = $u",
-            r => new StoredProfile(userId, r.GetInt64(0), r.IsDBNull(1) ? null : r.GetInt64(1), (byte[])r.GetValue(2)),
+        Database.Query(connection, "SELECT last_seq, next_timer, state, version FROM profiles WHERE user_id = $u",
+            r => new StoredProfile(userId, r.GetInt64(0), r.IsDBNull(1) ? null : r.GetInt64(1), (byte[])r.GetValue(2), r.GetInt64(3)),
             ("$u", userId)).SingleOrDefault();
 
     public long LoadCheckpoint(int partition) =>
         Database.Scalar(connection, "SELECT seq FROM checkpoints WHERE partition = $p", ("$p", partition));
 
-    /// <summary>Writes changed profiles, their membership changes and the checkpoint, atomically.</summary>
     public void Save(int partition, IReadOnlyList<(StoredProfile Profile, long UpdatedAt)> profiles, IReadOnlyList<HistoryRow> history, long checkpoint)
     {
         using var gate = writeGate.EnterScope();
@@ -38,8 +25,10 @@ public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
         {
             upsert.Transaction = transaction;
             upsert.CommandText = """
-                INSERT INTO profiles(user_id, partition, last_seq, next_timer, state, updated_at) VALUES ($u, $p, $seq, $timer, $state, $at)
-                ON CONFLICT(user_id) DO UPDATE SET last_seq = excluded.last_seq, next_timer = excluded.next_timer, state = excluded.state, updated_at = excluded.updated_at
+                INSERT INTO profiles(user_id, partition, last_seq, next_timer, state, updated_at, version) VALUES ($u, $p, $seq, $timer, $state, $at, $v + 1)
+                ON CONFLICT(user_id) DO UPDATE SET partition = excluded.partition, last_seq = excluded.last_seq, next_timer = excluded.next_timer,
+                    state = excluded.state, updated_at = excluded.updated_at, version = excluded.version
+                WHERE profiles.version = $v
                 """;
             var u = upsert.Parameters.Add("$u", SqliteType.Text);
             upsert.Parameters.AddWithValue("$p", partition);
@@ -47,6 +36,7 @@ public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
             var timer = upsert.Parameters.Add("$timer", SqliteType.Integer);
             var state = upsert.Parameters.Add("$state", SqliteType.Blob);
             var at = upsert.Parameters.Add("$at", SqliteType.Integer);
+            var version = upsert.Parameters.Add("$v", SqliteType.Integer);
             foreach (var (profile, updatedAt) in profiles)
             {
                 u.Value = profile.UserId;
@@ -54,7 +44,12 @@ public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
                 timer.Value = profile.NextTimer is { } t ? t : DBNull.Value;
                 state.Value = profile.State;
                 at.Value = updatedAt;
-                upsert.ExecuteNonQuery();
+                version.Value = profile.Version;
+                if (upsert.ExecuteNonQuery() != 1)
+                {
+                    // Disposing the transaction rolls back what this batch wrote so far.
+                    throw new ProfileConflictException($"The profile of '{profile.UserId}' changed in the store since version {profile.Version}.");
+                }
             }
         }
 
@@ -121,7 +116,6 @@ public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
         }
     }
 
-    /// <summary>The users of a partition in id order, after <paramref name="afterUserId"/>; for backfills.</summary>
     public List<string> Users(int partition, string afterUserId, int limit) =>
         Database.Query(connection, "SELECT user_id FROM profiles WHERE partition = $p AND user_id > $after ORDER BY user_id LIMIT $n",
             r => r.GetString(0), ("$p", partition), ("$after", afterUserId), ("$n", limit));
@@ -129,7 +123,6 @@ public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
     public long CountUsers(int partition) =>
         Database.Scalar(connection, "SELECT count(*) FROM profiles WHERE partition = $p", ("$p", partition));
 
-    /// <summary>Users of a partition whose timer is due by <paramref name="upTo"/>.</summary>
     public List<string> DueTimers(int partition, long upTo, int limit) =>
         Database.Query(connection, "SELECT user_id FROM profiles WHERE partition = $p AND next_timer IS NOT NULL AND next_timer <= $t ORDER BY next_timer LIMIT $n",
             r => r.GetString(0), ("$p", partition), ("$t", upTo), ("$n", limit));
@@ -146,4 +139,14 @@ public sealed class ProfileStore(SqliteConnection connection, Lock writeGate)
             "SELECT id, segment_id, action, reason, at, latency_ms, event_id FROM membership_history WHERE user_id = $u AND id > $after ORDER BY id LIMIT $n",
             r => new HistoryEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetDouble(5), r.IsDBNull(6) ? null : r.GetString(6)),
             ("$u", userId), ("$after", afterId), ("$n", limit));
+
+    public void Dispose() => connection.Dispose();
+}
+
+/// <summary>Opens embedded stores on the service's SQLite database, with write-behind durability.</summary>
+public sealed class EmbeddedProfileStoreFactory(Database database) : IProfileStoreFactory
+{
+    public string Kind => "embedded";
+
+    public IProfileStore Open() => new EmbeddedProfileStore(database.Open(durable: false), database.WriteGate);
 }

@@ -1,0 +1,62 @@
+using System.ComponentModel.DataAnnotations;
+using Confluent.Kafka;
+
+namespace Audience.Silo.Kafka;
+
+/// <summary>Configuration section <c>Kafka</c>; Kafka mode is on when <see cref="BootstrapServers"/> is set.</summary>
+public sealed record KafkaOptions
+{
+    /// <summary>Comma-separated <c>host:port</c> list (<c>Kafka__BootstrapServers</c>).</summary>
+    public string? BootstrapServers { get; init; }
+
+    [Required]
+    public KafkaTopics Topics { get; init; } = new();
+
+    /// <summary>The consumer group the Silo instances share.</summary>
+    [Required]
+    public string GroupId { get; init; } = "audience-silo";
+
+    /// <summary>How long the group waits for a silent member before it gives its partitions to others.</summary>
+    [Range(3_500, 300_000)]
+    public int SessionTimeoutMs { get; init; } = 10_000;
+
+    /// <summary>How long the Api waits for the broker to acknowledge an event before it answers 503.</summary>
+    [Range(1_000, 300_000)]
+    public int ProduceTimeoutMs { get; init; } = 5_000;
+
+    /// <summary>Events waiting per partition in a Silo before it pauses fetching that partition.</summary>
+    [Range(100, 10_000_000)]
+    public int MaxQueuedPerPartition { get; init; } = 20_000;
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(BootstrapServers);
+
+    public ProducerConfig Producer(string clientId) => new()
+    {
+        BootstrapServers = BootstrapServers,
+        ClientId = clientId,
+        Acks = Acks.All,
+        EnableIdempotence = true,
+        LingerMs = 2,
+        MessageTimeoutMs = ProduceTimeoutMs,
+        QueueBufferingMaxMessages = 1_000_000,
+    };
+}
+
+/// <summary>Topic names (section <c>Kafka:Topics</c>).</summary>
+public sealed record KafkaTopics
+{
+    [Required]
+    public string UserEvents { get; init; } = "user-events";
+
+    [Required]
+    public string SegmentUpdates { get; init; } = "segment-updates";
+
+    [Required]
+    public string UserSegments { get; init; } = "user-segments";
+
+    [Required]
+    public string OrdersAnalytics { get; init; } = "orders-analytics";
+
+    [Required]
+    public string DeadLetter { get; init; } = "user-events-dlq";
+}

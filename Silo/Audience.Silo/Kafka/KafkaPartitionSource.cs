@@ -1,0 +1,71 @@
+using System.Collections.Concurrent;
+using Audience.Silo.Processing;
+using Audience.Silo.Storage;
+
+namespace Audience.Silo.Kafka;
+
+/// <summary>
+/// A Kafka partition this Silo owns, as its worker sees it: the consumer thread puts the partition's messages
+/// here (already parsed; an unreadable one as a marker, after it went to the dead-letter topic), and takes back
+/// the sequence number up to which everything is durable, to commit it as the group's offset.
+/// A message's sequence number is its offset + 1, so that 0 means "nothing applied".
+/// </summary>
+public sealed class KafkaPartitionSource(int partition) : IPartitionSource, IDisposable
+{
+    private readonly ConcurrentQueue<LoggedEvent> _queue = new();
+    private readonly SemaphoreSlim _signal = new(0, 1);
+    private long _durable = -1;
+
+    public int Partition => partition;
+
+    public int Queued => _queue.Count;
+
+    /// <summary>The offset to commit (everything before it is durable), or -1 before the first checkpoint.</summary>
+    public long DurableOffset => Interlocked.Read(ref _durable);
+
+    public void Add(LoggedEvent logged)
+    {
+        _queue.Enqueue(logged);
+        Wake();
+    }
+
+    public long Start(IProfileStore store) => 0;
+
+    public IReadOnlyList<LoggedEvent> Read(long afterSeq, int max)
+    {
+        var batch = new List<LoggedEvent>(Math.Min(max, _queue.Count));
+        while (batch.Count < max && _queue.TryDequeue(out var logged))
+        {
+            if (logged.Seq > afterSeq)
+            {
+                batch.Add(logged);
+            }
+        }
+
+        return batch;
+    }
+
+    public Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) => _signal.WaitAsync(timeout, cancellationToken);
+
+    public void Wake()
+    {
+        if (_signal.CurrentCount == 0)
+        {
+            try
+            {
+                _signal.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already signalled.
+            }
+        }
+    }
+
+    /// <summary>Kafka keeps no per-user index, so aggregates a new segment needs start from its creation.</summary>
+    public IReadOnlyList<LoggedEvent> ReadUser(string userId, long uptoSeq, long receivedSince) => [];
+
+    public void Checkpointed(long seq) => Interlocked.Exchange(ref _durable, seq);
+
+    public void Dispose() => _signal.Dispose();
+}

@@ -1,0 +1,99 @@
+using System.Text.Json;
+using Audience.Silo.Contracts;
+using Audience.Silo.Segments;
+using Confluent.Kafka;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Audience.Silo.Kafka;
+
+/// <summary>
+/// Keeps this process's segments in step with PostgreSQL: reads <c>segment-updates</c> (every process reads all of
+/// it, outside any group) and refreshes each announced segment from the database. The end of the topic is taken
+/// when this object is built, before <see cref="SegmentService"/> loads the segments, so a change committed after
+/// that load is announced after that point and is not missed. A full resync runs every minute as a safety net.
+/// </summary>
+public sealed partial class SegmentUpdatesListener : BackgroundService
+{
+    private static readonly TimeSpan ResyncInterval = TimeSpan.FromMinutes(1);
+
+    private readonly KafkaOptions _kafka;
+    private readonly IServiceProvider _services;
+    private readonly ILogger<SegmentUpdatesListener> _logger;
+    private readonly IConsumer<Ignore, byte[]> _consumer;
+    private readonly List<TopicPartitionOffset> _start;
+
+    public SegmentUpdatesListener(KafkaOptions kafka, IServiceProvider services, ILogger<SegmentUpdatesListener> logger)
+    {
+        _kafka = kafka;
+        _services = services;
+        _logger = logger;
+        _consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = kafka.BootstrapServers,
+            GroupId = "audience-segments-" + Guid.NewGuid().ToString("N"),
+            EnableAutoCommit = false,
+        }).Build();
+        var topic = kafka.Topics.SegmentUpdates;
+        using var admin = new DependentAdminClientBuilder(_consumer.Handle).Build();
+        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(30)).Topics.Single();
+        if (metadata.Error.IsError)
+        {
+            throw new InvalidOperationException($"Kafka: cannot read topic '{topic}' (Kafka:Topics:SegmentUpdates): {metadata.Error.Reason}");
+        }
+
+        _start = [.. metadata.Partitions.Select(p =>
+        {
+            var tp = new TopicPartition(topic, p.PartitionId);
+            return new TopicPartitionOffset(tp, _consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(30)).High);
+        })];
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.Factory.StartNew(() => Listen(stoppingToken), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private void Listen(CancellationToken stopping)
+    {
+        var segments = _services.GetRequiredService<SegmentService>();
+        _consumer.Assign(_start);
+        var lastResync = DateTime.UtcNow;
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                var result = _consumer.Consume(TimeSpan.FromMilliseconds(200));
+                if (result?.Message?.Value is { } value)
+                {
+                    var update = JsonSerializer.Deserialize(value, SiloJsonContext.Default.SegmentUpdateMessage);
+                    if (update is not null)
+                    {
+                        segments.Refresh(update.SegmentId);
+                    }
+                }
+
+                if (DateTime.UtcNow - lastResync > ResyncInterval)
+                {
+                    segments.RefreshAll();
+                    lastResync = DateTime.UtcNow;
+                }
+            }
+            catch (Exception e) when (e is KafkaException or JsonException or System.Data.Common.DbException)
+            {
+                LogFailed(e);
+                stopping.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+            }
+        }
+
+        _consumer.Close();
+    }
+
+    public override void Dispose()
+    {
+        _consumer.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Applying segment updates failed; retrying")]
+    private partial void LogFailed(Exception exception);
+}

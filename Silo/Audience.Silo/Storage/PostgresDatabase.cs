@@ -1,0 +1,146 @@
+using Npgsql;
+
+namespace Audience.Silo.Storage;
+
+/// <summary>
+/// The PostgreSQL database shared by every Api and Silo process: segment definitions with their outbox, and
+/// (with <c>ProfileStore:Kind=postgres</c>) profiles, memberships and history. The schema is created and migrated
+/// at start-up under an advisory lock, so processes that start at the same moment migrate it once, in order.
+/// </summary>
+public sealed class PostgresDatabase : IDisposable
+{
+    /// <summary>Each entry migrates the schema from its index to the next version; append, never edit.</summary>
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE segments(
+            id text PRIMARY KEY,
+            name text NOT NULL,
+            description text,
+            type text NOT NULL,
+            rule text NOT NULL,
+            version bigint NOT NULL,
+            created_at bigint NOT NULL,
+            updated_at bigint NOT NULL);
+        CREATE TABLE segment_versions(
+            id text NOT NULL,
+            version bigint NOT NULL,
+            action text NOT NULL,
+            name text NOT NULL,
+            rule text,
+            at bigint NOT NULL,
+            PRIMARY KEY(id, version));
+        CREATE TABLE segment_outbox(
+            id bigserial PRIMARY KEY,
+            segment_id text NOT NULL,
+            version bigint NOT NULL,
+            action text NOT NULL,
+            at bigint NOT NULL);
+        CREATE TABLE profiles(
+            user_id text COLLATE "C" PRIMARY KEY,
+            partition int NOT NULL,
+            last_seq bigint NOT NULL,
+            next_timer bigint,
+            state bytea NOT NULL,
+            version bigint NOT NULL,
+            updated_at bigint NOT NULL);
+        CREATE INDEX profiles_by_partition ON profiles(partition, user_id);
+        CREATE INDEX profiles_by_timer ON profiles(partition, next_timer) WHERE next_timer IS NOT NULL;
+        CREATE TABLE memberships(
+            segment_id text NOT NULL,
+            user_id text COLLATE "C" NOT NULL,
+            since bigint NOT NULL,
+            PRIMARY KEY(segment_id, user_id));
+        CREATE INDEX memberships_by_user ON memberships(user_id);
+        CREATE TABLE membership_history(
+            id bigserial PRIMARY KEY,
+            user_id text NOT NULL,
+            segment_id text NOT NULL,
+            action text NOT NULL,
+            reason text NOT NULL,
+            at bigint NOT NULL,
+            latency_ms double precision NOT NULL,
+            event_id text);
+        CREATE INDEX history_by_user ON membership_history(user_id, id);
+        CREATE TABLE checkpoints(partition int PRIMARY KEY, seq bigint NOT NULL);
+        """,
+    ];
+
+    private const long MigrationLock = 0x417564_69656E6365; // "Audience"
+
+    public PostgresDatabase(string connectionString)
+    {
+        DataSource = NpgsqlDataSource.Create(connectionString);
+    }
+
+    public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>The schema version after <see cref="Migrate"/>.</summary>
+    public static int SchemaVersion => Migrations.Length;
+
+    /// <summary>Brings the schema to the current version; safe to run from several processes at once.</summary>
+    public void Migrate()
+    {
+        using var connection = DataSource.OpenConnection();
+        using var transaction = connection.BeginTransaction();
+        Execute(connection, transaction, "SELECT pg_advisory_xact_lock(@key)", ("key", MigrationLock));
+        Execute(connection, transaction, "CREATE TABLE IF NOT EXISTS schema_version(version int NOT NULL)");
+        using (var read = new NpgsqlCommand("SELECT max(version) FROM schema_version", connection, transaction))
+        {
+            var current = read.ExecuteScalar() is int v ? v : 0;
+            for (var version = current; version < Migrations.Length; version++)
+            {
+                Execute(connection, transaction, Migrations[version]);
+                Execute(connection, transaction, "INSERT INTO schema_version(version) VALUES (@v)", ("v", version + 1));
+            }
+        }
+
+        transaction.Commit();
+    }
+
+    public static int Execute(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(connection, transaction, sql, parameters);
+        return command.ExecuteNonQuery();
+    }
+
+    /// <summary>A parameterised command; parameters are named <c>@name</c> in the SQL.</summary>
+    public static NpgsqlCommand Command(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = new NpgsqlCommand(sql, connection, transaction);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return command;
+    }
+
+    /// <summary>Runs a query and maps each row.</summary>
+    public static List<T> Query<T>(NpgsqlConnection connection, string sql, Func<NpgsqlDataReader, T> map, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(connection, null, sql, parameters);
+        using var reader = command.ExecuteReader();
+        var rows = new List<T>();
+        while (reader.Read())
+        {
+            rows.Add(map(reader));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Runs a query that returns one number (0 when it returns nothing).</summary>
+    public static long Scalar(NpgsqlConnection connection, string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(connection, null, sql, parameters);
+        return command.ExecuteScalar() switch
+        {
+            long l => l,
+            int i => i,
+            _ => 0,
+        };
+    }
+
+    public void Dispose() => DataSource.Dispose();
+}
