@@ -11,13 +11,34 @@ log() { printf '\n== %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the suites use. Installed only when missing, so a warm machine skips apt.
-packages=()
+# PostgreSQL for the stores; librdkafka (runtime, and -dev for the librdkafka.so name Confluent.Kafka loads),
+# whose mock cluster is the Kafka broker of the tests; kcat, the independent client that checks the topics.
+packages=(postgresql librdkafka1 librdkafka-dev kcat)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+
+# A PostgreSQL server on 127.0.0.1:5432, with a password for TCP logins. The tests create and drop their own
+# databases; AUDIENCE_TEST_POSTGRES points them at the server (set it yourself to use another one).
+if [ -z "${AUDIENCE_TEST_POSTGRES:-}" ]; then
+  log "PostgreSQL"
+  cluster=$(pg_lsclusters --no-header | awk 'NR==1 {print $1" "$2}')
+  if [ -z "$cluster" ]; then
+    as_root pg_createcluster 15 main
+    cluster="15 main"
+  fi
+  if ! pg_lsclusters --no-header | awk '{print $4}' | grep -q online; then
+    as_root pg_ctlcluster $cluster start
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
+  as_postgres psql -q -c "ALTER USER postgres PASSWORD 'audience-tests'" >/dev/null
+  export AUDIENCE_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=postgres;Password=audience-tests"
 fi
 
 log "restore"

@@ -8,8 +8,12 @@ namespace Audience.Api.Tests;
 /// <summary>The whole service on embedded defaults, on real Kestrel over HTTP, with its own data directory.</summary>
 public sealed class AudienceFactory : WebApplicationFactory<Program>
 {
-    public AudienceFactory()
+    private readonly IReadOnlyDictionary<string, string> _settings;
+
+    /// <param name="settings">Configuration on top of the embedded defaults, such as Kafka mode's keys.</param>
+    public AudienceFactory(IReadOnlyDictionary<string, string>? settings = null)
     {
+        _settings = settings ?? new Dictionary<string, string>();
         DataDirectory = Path.Combine(Path.GetTempPath(), "audience-tests", Guid.NewGuid().ToString("N"));
         UseKestrel(0);
         StartServer();
@@ -24,6 +28,10 @@ public sealed class AudienceFactory : WebApplicationFactory<Program>
     {
         builder.UseSetting("DataDirectory", DataDirectory);
         builder.UseSetting("Silo:FlushInterval", "00:00:00.020");
+        foreach (var (key, value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
     }
 
     protected override void Dispose(bool disposing)
