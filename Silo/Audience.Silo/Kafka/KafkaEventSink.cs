@@ -14,6 +14,7 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
 {
     private readonly IProducer<string, byte[]> _producer;
     private readonly string _topic;
+    private int _disposed;
 
     public KafkaEventSink(KafkaOptions options)
     {
@@ -62,7 +63,10 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
 
     public void Dispose()
     {
-        _producer.Flush(TimeSpan.FromSeconds(10));
-        _producer.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _producer.Flush(TimeSpan.FromSeconds(10));
+            _producer.Dispose();
+        }
     }
 }

@@ -12,7 +12,8 @@ namespace Audience.Silo.Kafka;
 /// Keeps this process's segments in step with PostgreSQL: reads <c>segment-updates</c> (every process reads all of
 /// it, outside any group) and refreshes each announced segment from the database. The end of the topic is taken
 /// when this object is built, before <see cref="SegmentService"/> loads the segments, so a change committed after
-/// that load is announced after that point and is not missed. A full resync runs every minute as a safety net.
+/// that load is announced after that point and is not missed (if Kafka is away then, it reads from the beginning
+/// once Kafka is back). A full resync runs every minute as a safety net.
 /// </summary>
 public sealed partial class SegmentUpdatesListener : BackgroundService
 {
@@ -22,7 +23,7 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
     private readonly IServiceProvider _services;
     private readonly ILogger<SegmentUpdatesListener> _logger;
     private readonly IConsumer<Ignore, byte[]> _consumer;
-    private readonly List<TopicPartitionOffset> _start;
+    private readonly List<TopicPartitionOffset>? _start;
 
     public SegmentUpdatesListener(KafkaOptions kafka, IServiceProvider services, ILogger<SegmentUpdatesListener> logger)
     {
@@ -35,18 +36,32 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
             GroupId = "audience-segments-" + Guid.NewGuid().ToString("N"),
             EnableAutoCommit = false,
         }).Build();
-        var topic = kafka.Topics.SegmentUpdates;
+        try
+        {
+            _start = Positions(TimeSpan.FromSeconds(5), beginning: false);
+        }
+        catch (KafkaException e)
+        {
+            // Kafka is away at start-up: read the topic from its beginning once it is back. Replaying old
+            // announcements is harmless, because each one only makes this process re-read the definition.
+            LogNoStart(e.Error.Reason);
+        }
+    }
+
+    private List<TopicPartitionOffset> Positions(TimeSpan timeout, bool beginning)
+    {
+        var topic = _kafka.Topics.SegmentUpdates;
         using var admin = new DependentAdminClientBuilder(_consumer.Handle).Build();
-        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(30)).Topics.Single();
+        var metadata = admin.GetMetadata(topic, timeout).Topics.Single();
         if (metadata.Error.IsError)
         {
-            throw new InvalidOperationException($"Kafka: cannot read topic '{topic}' (Kafka:Topics:SegmentUpdates): {metadata.Error.Reason}");
+            throw new KafkaException(metadata.Error);
         }
 
-        _start = [.. metadata.Partitions.Select(p =>
+        return [.. metadata.Partitions.Select(p =>
         {
             var tp = new TopicPartition(topic, p.PartitionId);
-            return new TopicPartitionOffset(tp, _consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(30)).High);
+            return new TopicPartitionOffset(tp, beginning ? Offset.Beginning : _consumer.QueryWatermarkOffsets(tp, timeout).High);
         })];
     }
 
@@ -56,7 +71,26 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
     private void Listen(CancellationToken stopping)
     {
         var segments = _services.GetRequiredService<SegmentService>();
-        _consumer.Assign(_start);
+        var start = _start;
+        while (start is null && !stopping.IsCancellationRequested)
+        {
+            try
+            {
+                start = Positions(TimeSpan.FromSeconds(5), beginning: true);
+            }
+            catch (KafkaException e)
+            {
+                LogFailed(e);
+                stopping.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+            }
+        }
+
+        if (start is null)
+        {
+            return;
+        }
+
+        _consumer.Assign(start);
         var lastResync = DateTime.UtcNow;
         while (!stopping.IsCancellationRequested)
         {
@@ -93,6 +127,9 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
         _consumer.Dispose();
         base.Dispose();
     }
+
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Kafka is unavailable at start-up ({Reason}); segment-updates will be read from its beginning")]
+    private partial void LogNoStart(string reason);
 
     [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Applying segment updates failed; retrying")]
     private partial void LogFailed(Exception exception);

@@ -1,0 +1,155 @@
+using System.Net;
+using System.Text.Json;
+
+namespace Audience.Api.Tests.Kafka;
+
+/// <summary>
+/// Kafka mode end to end: the Api in process on real HTTP, Silo processes, the Kafka mock cluster over TCP and a
+/// real PostgreSQL database; kcat reads what the service put on the topics.
+/// </summary>
+public sealed class KafkaModeTests : IDisposable
+{
+    private readonly MockKafka _kafka = new();
+    private readonly TestDatabase _database = new();
+
+    private Dictionary<string, string> Settings => new()
+    {
+        ["Kafka:BootstrapServers"] = _kafka.Bootstrap,
+        ["Kafka:SessionTimeoutMs"] = "6000",
+        ["Postgres:ConnectionString"] = _database.ConnectionString,
+    };
+
+    [Fact]
+    public async Task Seed_004_demo_flow_in_Kafka_mode_puts_the_changes_on_user_segments()
+    {
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        using var api = new AudienceFactory(Settings);
+        var created = await api.Http.PostJson("/api/segments", """
+            {"name": "Demo VIP Users", "type": "DYNAMIC", "rules": {"conditions": [{"field": "totalSpent", "operator": "gt", "value": 1000}]}}
+            """);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var segmentId = (await created.Json()).GetProperty("id").GetString()!;
+
+        var amounts = new Dictionary<string, int>();
+        var random = new Random(4);
+        for (var i = 1; i <= 10; i++)
+        {
+            var amount = random.Next(500, 2500);
+            amounts[$"demo-user-{i}"] = amount;
+            var response = await api.Http.PostJson("/api/events",
+                $$$"""{"userId": "demo-user-{{{i}}}", "eventType": "purchase", "properties": {"amount": {{{amount}}}, "category": "electronics"}}""");
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        }
+
+        foreach (var (user, amount) in amounts)
+        {
+            await Http.Eventually(async () => (await api.Http.SegmentsOf(user)).Contains(segmentId) == amount > 1000,
+                $"{user} ({amount}) is placed\n{silo.Log}", 60_000);
+        }
+
+        var vips = amounts.Where(a => a.Value > 1000).Select(a => a.Key).Order().ToList();
+        var changes = _kafka.Read("user-segments");
+        Assert.Equal(vips, changes.Select(c => c.Key).Order());
+        foreach (var (key, value) in changes)
+        {
+            var change = JsonDocument.Parse(value).RootElement;
+            Assert.Equal(key, change.GetProperty("userId").GetString());
+            Assert.Equal(segmentId, change.GetProperty("segmentId").GetString());
+            Assert.Equal("added", change.GetProperty("action").GetString());
+            Assert.Equal("rule_evaluation", change.GetProperty("reason").GetString());
+            Assert.True(change.GetProperty("metadata").GetProperty("evaluationLatency").GetDouble() >= 0);
+            Assert.StartsWith($"{key}/{segmentId}/e", change.GetProperty("metadata").GetProperty("changeId").GetString(), StringComparison.Ordinal);
+        }
+
+        // Every purchase, enriched with the buyer's profile, for Druid; keyed by event id.
+        var orders = _kafka.Read("orders-analytics");
+        Assert.Equal(10, orders.Count);
+        var order = JsonDocument.Parse(orders.Single(o => o.Value.Contains($"\"{vips[0]}\"", StringComparison.Ordinal)).Value).RootElement;
+        Assert.Equal(amounts[vips[0]], order.GetProperty("lifetimeValue").GetDecimal());
+        Assert.Equal(1, order.GetProperty("orderCount").GetInt64());
+        Assert.Equal([segmentId], order.GetProperty("segments").EnumerateArray().Select(s => s.GetString()));
+        Assert.Equal(order.GetProperty("eventId").GetString(), orders.Single(o => o.Value.Contains($"\"{vips[0]}\"", StringComparison.Ordinal)).Key);
+
+        // The segment change went through the outbox to segment-updates.
+        var update = Assert.Single(_kafka.Read("segment-updates"));
+        Assert.Equal(segmentId, update.Key);
+        Assert.Equal(0, _database.Scalar("SELECT count(*) FROM segment_outbox"));
+    }
+
+    [Fact]
+    public async Task A_poison_message_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing()
+    {
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        using var api = new AudienceFactory(Settings);
+        var segmentId = await api.Http.CreateSegment(new { name = "buyers", rule = "orderCount >= 1" });
+        _kafka.Produce("user-events", "poisoned", "this is not JSON");
+        _kafka.Produce("user-events", "poisoned", """{"userId": "someone-else", "eventType": "purchase"}""");
+        _kafka.Produce("user-events", "poisoned", """{"userId": "poisoned", "eventType": "purchase", "properties": {"amount": 5}}""");
+        await Http.Eventually(async () => (await api.Http.SegmentsOf("poisoned")).Contains(segmentId), "the good event after the bad ones is applied\n" + silo.Log, 60_000);
+
+        var dead = _kafka.Read("user-events-dlq");
+        Assert.Equal(2, dead.Count);
+        var first = JsonDocument.Parse(dead[0].Value).RootElement;
+        Assert.Contains("not JSON", first.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal("user-events", first.GetProperty("topic").GetString());
+        Assert.Equal("this is not JSON", first.GetProperty("payload").GetString());
+        Assert.True(first.TryGetProperty("offset", out _));
+        Assert.Contains("key must be the event's userId", JsonDocument.Parse(dead[1].Value).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        var profile = await (await api.Http.GetAsync("/api/users/poisoned/profile")).Json();
+        Assert.Equal(1, profile.GetProperty("eventCount").GetInt64());
+    }
+
+    [Fact]
+    public async Task Without_a_broker_the_Api_answers_503_with_Retry_After_and_accepts_nothing()
+    {
+        var settings = Settings;
+        settings["Kafka:BootstrapServers"] = "127.0.0.1:1";
+        settings["Kafka:ProduceTimeoutMs"] = "1500";
+        using var api = new AudienceFactory(settings);
+        var response = await api.Http.PostJson("/api/events", """{"userId": "u", "eventType": "page_view"}""");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.NotNull(response.Headers.RetryAfter);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await api.Http.GetAsync("/health/ready")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_segment_committed_just_before_a_crash_still_reaches_segment_updates()
+    {
+        // What a process that died right after the commit leaves behind: the definition and its outbox row.
+        using (var postgres = new Audience.Silo.Storage.PostgresDatabase(_database.ConnectionString))
+        {
+            postgres.Migrate();
+            new Audience.Silo.Segments.PostgresSegmentStore(postgres).Save(
+                new Audience.Silo.Segments.SegmentRecord("orphan", "Orphan", null, "DYNAMIC", "totalSpent > 1", 1, 1, 1), "created");
+        }
+
+        Assert.Empty(_kafka.Read("segment-updates"));
+        using var api = new AudienceFactory(Settings);
+        await Http.Eventually(() => Task.FromResult(_kafka.Read("segment-updates").Any(u => u.Key == "orphan")), "the outbox is published", 30_000);
+        Assert.Equal(0, _database.Scalar("SELECT count(*) FROM segment_outbox"));
+        Assert.Equal(HttpStatusCode.OK, (await api.Http.GetAsync("/api/segments/orphan")).StatusCode);
+    }
+
+    [Fact]
+    public void A_Silo_without_Kafka_or_with_a_bad_setting_stops_and_names_the_key()
+    {
+        using (var silo = new SiloProcess("", _database.ConnectionString, "silo"))
+        {
+            Assert.True(SpinWait.SpinUntil(() => silo.HasExited, 60_000));
+            Assert.Equal(2, silo.ExitCode);
+            Assert.Contains("Kafka:BootstrapServers", silo.Log, StringComparison.Ordinal);
+        }
+
+        using var bad = new SiloProcess(_kafka.Bootstrap, "", "silo");
+        Assert.True(SpinWait.SpinUntil(() => bad.HasExited, 60_000));
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("Postgres:ConnectionString", bad.Log, StringComparison.Ordinal);
+    }
+
+    public void Dispose()
+    {
+        _kafka.Dispose();
+        _database.Dispose();
+    }
+}
