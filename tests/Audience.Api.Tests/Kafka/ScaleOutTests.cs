@@ -1,0 +1,113 @@
+using System.Net;
+using System.Text.Json;
+
+namespace Audience.Api.Tests.Kafka;
+
+/// <summary>
+/// Two Silo processes in one consumer group share <c>user-events</c>; one leaves mid-stream, gracefully or by
+/// SIGKILL, and the survivor takes over its partitions. Afterwards every profile is exact and every membership
+/// change is on <c>user-segments</c>, repeated only under the same change id.
+/// </summary>
+public sealed class ScaleOutTests : IDisposable
+{
+    private const int Users = 60;
+    private const int Events = 1_200;
+    private const decimal Threshold = 600;
+
+    private readonly MockKafka _kafka = new();
+    private readonly TestDatabase _database = new();
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_Silo_leaving_mid_stream_loses_and_doubles_nothing(bool kill)
+    {
+        using var api = new AudienceFactory(new Dictionary<string, string>
+        {
+            ["Kafka:BootstrapServers"] = _kafka.Bootstrap,
+            ["Postgres:ConnectionString"] = _database.ConnectionString,
+        });
+        var segmentId = await api.Http.CreateSegment(new { name = "big spenders", rule = $"totalSpent > {Threshold}" });
+        using var first = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "first");
+        using var second = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "second");
+        await Http.Eventually(() => Task.FromResult(first.Log.Contains("Assigned partitions", StringComparison.Ordinal)
+            && second.Log.Contains("Assigned partitions", StringComparison.Ordinal)), "both Silos own partitions\n" + first.Log + second.Log, 60_000);
+
+        var random = new Random(kill ? 11 : 12);
+        var expected = new Dictionary<string, (long Count, decimal Spent)>();
+        for (var sent = 0; sent < Events; sent += 100)
+        {
+            if (sent == Events / 2)
+            {
+                if (kill)
+                {
+                    first.Kill();
+                }
+                else
+                {
+                    first.Stop();
+                }
+            }
+
+            var batch = Enumerable.Range(0, 100).Select(_ =>
+            {
+                var user = $"user-{random.Next(Users)}";
+                var amount = random.Next(1, 40);
+                var (count, spent) = expected.GetValueOrDefault(user);
+                expected[user] = (count + 1, spent + amount);
+                return new { userId = user, eventType = "purchase", properties = new { amount } };
+            }).ToList();
+            var response = await api.Http.PostJson("/api/events/batch", JsonSerializer.Serialize(batch));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            await Task.Delay(100);
+        }
+
+        foreach (var (user, (count, spent)) in expected)
+        {
+            await Http.Eventually(async () =>
+            {
+                var profile = await api.Http.GetAsync($"/api/users/{user}/profile");
+                if (profile.StatusCode != HttpStatusCode.OK)
+                {
+                    return false;
+                }
+
+                var json = await profile.Json();
+                var seen = (json.GetProperty("eventCount").GetInt64(), json.GetProperty("totalSpent").GetDecimal());
+                Assert.True(seen.Item1 <= count, $"{user} counted {seen.Item1} events of {count}: applied twice");
+                return seen == (count, spent);
+            }, $"{user} has {count} events and {spent} spent\n{second.Log}", 90_000);
+        }
+
+        var members = expected.Where(e => e.Value.Spent > Threshold).Select(e => e.Key).Order().ToList();
+        Assert.NotEmpty(members);
+        await Http.Eventually(() => Task.FromResult(ChangeIds().Count == members.Count), "every change is on user-segments", 30_000);
+        var changes = ChangeIds();
+        Assert.Equal(members, changes.Keys.Select(k => k.Split('/')[0]).Order());
+        Assert.All(changes.Values, c => Assert.Equal("added", c));
+        Assert.Equal(members.Count, _database.Scalar($"SELECT count(*) FROM membership_history WHERE segment_id = '{segmentId}'"));
+        Assert.Equal(members.Count, _database.Scalar($"SELECT count(*) FROM memberships WHERE segment_id = '{segmentId}'"));
+    }
+
+    /// <summary>The distinct changes on user-segments by change id; a repeat must be identical.</summary>
+    private Dictionary<string, string> ChangeIds()
+    {
+        var byId = new Dictionary<string, string>();
+        foreach (var (key, value) in _kafka.Read("user-segments"))
+        {
+            var change = JsonDocument.Parse(value).RootElement;
+            var id = change.GetProperty("metadata").GetProperty("changeId").GetString()!;
+            Assert.StartsWith(key + "/", id, StringComparison.Ordinal);
+            var action = change.GetProperty("action").GetString()!;
+            Assert.True(byId.TryAdd(id, action) || byId[id] == action, "two different changes share the id " + id);
+        }
+
+        return byId;
+    }
+
+    public void Dispose()
+    {
+        _kafka.Dispose();
+        _database.Dispose();
+    }
+}
