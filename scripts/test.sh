@@ -39,6 +39,9 @@ if [ -z "${AUDIENCE_TEST_POSTGRES:-}" ]; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
   as_postgres psql -q -c "ALTER USER postgres PASSWORD 'audience-tests'" >/dev/null
   export AUDIENCE_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=postgres;Password=audience-tests"
+  # One test restarts the server mid-stream.
+  sudo_prefix=""; [ "$(id -u)" -eq 0 ] || sudo_prefix="sudo "
+  export AUDIENCE_TEST_POSTGRES_RESTART="${sudo_prefix}pg_ctlcluster $cluster restart"
 fi
 
 log "restore"

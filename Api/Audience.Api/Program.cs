@@ -48,7 +48,13 @@ builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler(options =>
 {
     // A body larger than the server's limit surfaces as BadHttpRequestException: answer with its own status.
-    options.StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError;
+    // A store that does not answer is an outage to wait out (503), not a bug.
+    options.StatusCodeSelector = e => e switch
+    {
+        BadHttpRequestException bad => bad.StatusCode,
+        System.Data.Common.DbException => StatusCodes.Status503ServiceUnavailable,
+        _ => StatusCodes.Status500InternalServerError,
+    };
 });
 builder.Services.AddOpenApi();
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);

@@ -10,10 +10,15 @@ public sealed class AudienceFactory : WebApplicationFactory<Program>
 {
     private readonly IReadOnlyDictionary<string, string> _settings;
 
-    /// <param name="settings">Configuration on top of the embedded defaults, such as Kafka mode's keys.</param>
-    public AudienceFactory(IReadOnlyDictionary<string, string>? settings = null)
+    public AudienceFactory()
+        : this(new Dictionary<string, string>())
     {
-        _settings = settings ?? new Dictionary<string, string>();
+    }
+
+    /// <param name="settings">Configuration on top of the embedded defaults, such as Kafka mode's keys.</param>
+    internal AudienceFactory(IReadOnlyDictionary<string, string> settings)
+    {
+        _settings = settings;
         DataDirectory = Path.Combine(Path.GetTempPath(), "audience-tests", Guid.NewGuid().ToString("N"));
         UseKestrel(0);
         StartServer();

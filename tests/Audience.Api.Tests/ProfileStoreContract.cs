@@ -104,6 +104,7 @@ public sealed class EmbeddedProfileStoreTests : ProfileStoreContract
     }
 }
 
+[Collection(PostgresCollection.Name)]
 public sealed class PostgresProfileStoreTests : ProfileStoreContract
 {
     private readonly TestDatabase _database = new();

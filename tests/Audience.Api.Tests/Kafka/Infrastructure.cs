@@ -7,6 +7,15 @@ using Npgsql;
 namespace Audience.Api.Tests.Kafka;
 
 /// <summary>
+/// Tests that use the PostgreSQL server run one at a time, because one of them restarts it.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class PostgresCollection
+{
+    public const string Name = "PostgreSQL server";
+}
+
+/// <summary>
 /// The PostgreSQL server of the tests (started by scripts/test.sh; <c>AUDIENCE_TEST_POSTGRES</c> overrides it).
 /// Each test gets a database of its own, dropped afterwards.
 /// </summary>
@@ -24,6 +33,24 @@ internal sealed class TestDatabase : IDisposable
     }
 
     public string ConnectionString { get; }
+
+    /// <summary>
+    /// Restarts the server with the command in <c>AUDIENCE_TEST_POSTGRES_RESTART</c> (scripts/test.sh sets it);
+    /// false when there is none, for a server the tests may not restart.
+    /// </summary>
+    public static bool Restart()
+    {
+        var command = Environment.GetEnvironmentVariable("AUDIENCE_TEST_POSTGRES_RESTART");
+        if (string.IsNullOrWhiteSpace(command))
+        {
+            return false;
+        }
+
+        using var process = Process.Start("bash", ["-c", command])!;
+        Assert.True(process.WaitForExit(60_000), "restarting PostgreSQL took over a minute");
+        Assert.Equal(0, process.ExitCode);
+        return true;
+    }
 
     public long Scalar(string sql)
     {
@@ -116,7 +143,23 @@ internal sealed class MockKafka : IDisposable
         return output.Result;
     }
 
+    /// <summary>Takes every broker down (connections closed, new ones refused) or brings them back.</summary>
+    public void SetBrokersUp(bool up)
+    {
+        for (var broker = 1; broker <= 3; broker++)
+        {
+            var error = up ? rd_kafka_mock_broker_set_up(Cluster(), broker) : rd_kafka_mock_broker_set_down(Cluster(), broker);
+            Assert.True(error == 0, $"broker {broker}: {(ErrorCode)error}");
+        }
+    }
+
     public void Dispose() => _owner.Dispose();
+
+    [DllImport(Lib)]
+    private static extern int rd_kafka_mock_broker_set_down(IntPtr cluster, int brokerId);
+
+    [DllImport(Lib)]
+    private static extern int rd_kafka_mock_broker_set_up(IntPtr cluster, int brokerId);
 
     [DllImport(Lib)]
     private static extern IntPtr rd_kafka_handle_mock_cluster(IntPtr rk);

@@ -7,6 +7,7 @@ namespace Audience.Api.Tests.Kafka;
 /// Kafka mode end to end: the Api in process on real HTTP, Silo processes, the Kafka mock cluster over TCP and a
 /// real PostgreSQL database; kcat reads what the service put on the topics.
 /// </summary>
+[Collection(PostgresCollection.Name)]
 public sealed class KafkaModeTests : IDisposable
 {
     private readonly MockKafka _kafka = new();
@@ -111,6 +112,80 @@ public sealed class KafkaModeTests : IDisposable
         Assert.NotNull(response.Headers.RetryAfter);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await api.Http.GetAsync("/health/ready")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_Kafka_outage_gives_503_and_after_it_nothing_acknowledged_is_missing()
+    {
+        var settings = Settings;
+        settings["Kafka:ProduceTimeoutMs"] = "2000";
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        using var api = new AudienceFactory(settings);
+        await Send(api, "before", 20);
+
+        _kafka.SetBrokersUp(false);
+        var during = await api.Http.PostJson("/api/events", """{"userId": "during", "eventType": "purchase", "properties": {"amount": 1}}""");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, during.StatusCode);
+        Assert.NotNull(during.Headers.RetryAfter);
+
+        _kafka.SetBrokersUp(true);
+        await Http.Eventually(async () => (await api.Http.PostJson("/api/events", """{"userId": "probe", "eventType": "page_view"}""")).StatusCode == HttpStatusCode.Accepted,
+            "the Api accepts events again", 60_000);
+        await Send(api, "after", 20);
+        foreach (var user in new[] { "before", "after" })
+        {
+            await Http.Eventually(async () => await Spent(api, user) == (20, 20 * 21 / 2), $"{user} has all its acknowledged events\n{silo.Log}", 60_000);
+        }
+    }
+
+    [Fact]
+    public async Task PostgreSQL_restarted_mid_stream_pauses_the_Silo_and_loses_nothing()
+    {
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        using var api = new AudienceFactory(Settings);
+        await Send(api, "steady", 20);
+        await Http.Eventually(async () => await Spent(api, "steady") == (20, 210), "the first events are applied\n" + silo.Log, 60_000);
+        var sending = Task.Run(async () =>
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                await Send(api, "steady", 2, first: 21 + (2 * i));
+                await Task.Delay(200);
+            }
+        });
+        Assert.True(TestDatabase.Restart(), "set AUDIENCE_TEST_POSTGRES_RESTART to a command that restarts the test server");
+        await sending;
+        await Http.Eventually(async () => await Spent(api, "steady") == (40, 40 * 41 / 2), "every event is applied once\n" + silo.Log, 90_000);
+        Assert.False(silo.HasExited);
+    }
+
+    /// <summary>Sends purchases of 1, 2, ... (from <paramref name="first"/>) for a user; each must be acknowledged.</summary>
+    private static async Task Send(AudienceFactory api, string user, int count, int first = 1)
+    {
+        for (var amount = first; amount < first + count; amount++)
+        {
+            var response = await api.Http.PostJson("/api/events", JsonSerializer.Serialize(new { userId = user, eventType = "purchase", properties = new { amount } }));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        }
+    }
+
+    private static async Task<(long Count, decimal Spent)?> Spent(AudienceFactory api, string user)
+    {
+        try
+        {
+            var response = await api.Http.GetAsync($"/api/users/{user}/profile");
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                return null;
+            }
+
+            var json = await response.Json();
+            return (json.GetProperty("eventCount").GetInt64(), json.GetProperty("totalSpent").GetDecimal());
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
     }
 
     [Fact]

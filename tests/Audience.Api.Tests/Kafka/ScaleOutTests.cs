@@ -8,6 +8,7 @@ namespace Audience.Api.Tests.Kafka;
 /// SIGKILL, and the survivor takes over its partitions. Afterwards every profile is exact and every membership
 /// change is on <c>user-segments</c>, repeated only under the same change id.
 /// </summary>
+[Collection(PostgresCollection.Name)]
 public sealed class ScaleOutTests : IDisposable
 {
     private const int Users = 60;
