@@ -8,6 +8,7 @@ public static class Program
     /// BenchmarkDotNet:      dotnet run -c Release --project tests/Audience.Benchmarks -- --filter '*'
     /// Bare Kestrel limit:   dotnet run -c Release --project tests/Audience.Benchmarks -- bare-kestrel --urls http://127.0.0.1:5090
     /// Silo throughput:      dotnet run -c Release --project tests/Audience.Benchmarks -- silo-throughput [segments] [events] [users]
+    /// Kafka mode:           dotnet run -c Release --project tests/Audience.Benchmarks -- kafka-throughput [segments] [events] [users]
     /// </summary>
     public static async Task Main(string[] args)
     {
@@ -15,6 +16,9 @@ public static class Program
         {
             case "bare-kestrel":
                 await BareKestrel.RunAsync(args[1..]);
+                break;
+            case "kafka-throughput":
+                await KafkaThroughput.RunAsync(args[1..]);
                 break;
             case "silo-throughput":
                 await SiloThroughput.RunAsync(args[1..]);

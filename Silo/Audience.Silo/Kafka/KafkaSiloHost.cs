@@ -116,7 +116,16 @@ public sealed partial class KafkaSiloHost : BackgroundService
 
                 if (_time.GetTimestamp() - lastMaintain > MaintainInterval.TotalSeconds * _time.TimestampFrequency)
                 {
-                    Maintain(consumer);
+                    try
+                    {
+                        Maintain(consumer);
+                    }
+                    catch (KafkaException e)
+                    {
+                        // A commit, seek or offset lookup failed while the broker is away; the next round retries.
+                        LogKafkaError(e.Error.Reason);
+                    }
+
                     lastMaintain = _time.GetTimestamp();
                 }
             }

@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
-using System.Runtime.InteropServices;
-using Confluent.Kafka;
 using Npgsql;
 
 namespace Audience.Api.Tests.Kafka;
@@ -75,41 +72,22 @@ internal sealed class TestDatabase : IDisposable
     }
 }
 
-/// <summary>
-/// librdkafka's mock cluster (three brokers on loopback TCP ports), hosted by an admin client in the test process.
-/// Other processes, kcat included, reach it at <see cref="Bootstrap"/> like any cluster. Topics are created here
-/// with their partition count before anyone uses them (the mock's admin API cannot create them).
-/// </summary>
+/// <summary>The Kafka mock cluster with the service's topics, and kcat to check what is on them.</summary>
 internal sealed class MockKafka : IDisposable
 {
-    private const string Lib = "librdkafka.so.1";
-    private readonly IAdminClient _owner;
+    private readonly Audience.Testing.MockCluster _cluster = new();
 
     public MockKafka(int partitions = 4)
     {
-        var config = new AdminClientConfig { BootstrapServers = "unused:9092" };
-        config.Set("test.mock.num.brokers", "3");
-        _owner = new AdminClientBuilder(config).SetLogHandler((_, _) => { }).Build();
-        Bootstrap = Marshal.PtrToStringUTF8(rd_kafka_mock_cluster_bootstraps(Cluster()))!;
         foreach (var topic in new[] { "user-events", "segment-updates", "user-segments", "orders-analytics", "user-events-dlq" })
         {
-            CreateTopic(topic, topic == "user-events" ? partitions : 2);
+            _cluster.CreateTopic(topic, topic == "user-events" ? partitions : 2);
         }
     }
 
-    public string Bootstrap { get; }
+    public string Bootstrap => _cluster.Bootstrap;
 
-    public void CreateTopic(string topic, int partitions)
-    {
-        var error = rd_kafka_mock_topic_create(Cluster(), topic, partitions, 1);
-        Assert.True(error == 0, $"creating {topic}: {(ErrorCode)error}");
-    }
-
-    private IntPtr Cluster()
-    {
-        var property = typeof(Handle).GetProperty("LibrdkafkaHandle", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance)!;
-        return rd_kafka_handle_mock_cluster(((SafeHandle)property.GetValue(_owner.Handle)!).DangerousGetHandle());
-    }
+    public void SetBrokersUp(bool up) => _cluster.SetBrokersUp(up);
 
     /// <summary>Every message of a topic, read by kcat (an independent client): key, value and headers.</summary>
     public List<(string Key, string Value)> Read(string topic)
@@ -143,32 +121,7 @@ internal sealed class MockKafka : IDisposable
         return output.Result;
     }
 
-    /// <summary>Takes every broker down (connections closed, new ones refused) or brings them back.</summary>
-    public void SetBrokersUp(bool up)
-    {
-        for (var broker = 1; broker <= 3; broker++)
-        {
-            var error = up ? rd_kafka_mock_broker_set_up(Cluster(), broker) : rd_kafka_mock_broker_set_down(Cluster(), broker);
-            Assert.True(error == 0, $"broker {broker}: {(ErrorCode)error}");
-        }
-    }
-
-    public void Dispose() => _owner.Dispose();
-
-    [DllImport(Lib)]
-    private static extern int rd_kafka_mock_broker_set_down(IntPtr cluster, int brokerId);
-
-    [DllImport(Lib)]
-    private static extern int rd_kafka_mock_broker_set_up(IntPtr cluster, int brokerId);
-
-    [DllImport(Lib)]
-    private static extern IntPtr rd_kafka_handle_mock_cluster(IntPtr rk);
-
-    [DllImport(Lib)]
-    private static extern IntPtr rd_kafka_mock_cluster_bootstraps(IntPtr cluster);
-
-    [DllImport(Lib)]
-    private static extern int rd_kafka_mock_topic_create(IntPtr cluster, [MarshalAs(UnmanagedType.LPUTF8Str)] string topic, int partitions, int replicationFactor);
+    public void Dispose() => _cluster.Dispose();
 }
 
 /// <summary>A Silo process in Kafka mode, stopped gracefully (SIGTERM) or killed (SIGKILL) by the test.</summary>
