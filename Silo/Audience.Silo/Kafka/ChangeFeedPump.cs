@@ -8,8 +8,9 @@ using Microsoft.Extensions.Logging;
 namespace Audience.Silo.Kafka;
 
 /// <summary>
-/// Kafka mode's source for <c>GET /api/changes</c>: reads <c>user-segments</c> from its end, outside any group, and
-/// hands each change to the in-process <see cref="ChangeFeed"/>. Runs only while someone is subscribed.
+/// Kafka mode's source for <c>GET /api/changes</c>: reads every partition of <c>user-segments</c> from its end,
+/// outside any group (so there is no group to join, and it starts within milliseconds), and hands each change to
+/// the in-process <see cref="ChangeFeed"/>. Reads only while someone is subscribed.
 /// </summary>
 public sealed partial class ChangeFeedPump(KafkaOptions kafka, ChangeFeed feed, ILogger<ChangeFeedPump> logger) : BackgroundService
 {
@@ -25,30 +26,32 @@ public sealed partial class ChangeFeedPump(KafkaOptions kafka, ChangeFeed feed, 
             EnableAutoCommit = false,
             AutoOffsetReset = AutoOffsetReset.Latest,
         }).Build();
-        var subscribed = false;
+        var assigned = false;
         while (!stopping.IsCancellationRequested)
         {
-            if (feed.Subscribers == 0)
-            {
-                // Nobody listens: stay off the topic, and start from its end when someone does.
-                if (subscribed)
-                {
-                    consumer.Unsubscribe();
-                    subscribed = false;
-                }
-
-                stopping.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(100));
-                continue;
-            }
-
-            if (!subscribed)
-            {
-                consumer.Subscribe(kafka.Topics.UserSegments);
-                subscribed = true;
-            }
-
             try
             {
+                if (feed.Subscribers == 0)
+                {
+                    // Nobody listens: stay off the topic, and start from its end when someone does.
+                    if (assigned)
+                    {
+                        consumer.Unassign();
+                        assigned = false;
+                    }
+
+                    stopping.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(50));
+                    continue;
+                }
+
+                if (!assigned)
+                {
+                    using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
+                    var topic = admin.GetMetadata(kafka.Topics.UserSegments, TimeSpan.FromSeconds(5)).Topics.Single();
+                    consumer.Assign(topic.Partitions.Select(p => new TopicPartitionOffset(topic.Topic, p.PartitionId, Offset.End)));
+                    assigned = true;
+                }
+
                 if (consumer.Consume(TimeSpan.FromMilliseconds(200))?.Message?.Value is { } value
                     && JsonSerializer.Deserialize(value, SiloJsonContext.Default.MembershipChangeMessage) is { } change)
                 {
@@ -58,6 +61,7 @@ public sealed partial class ChangeFeedPump(KafkaOptions kafka, ChangeFeed feed, 
             catch (Exception e) when (e is KafkaException or JsonException)
             {
                 LogFailed(e);
+                stopping.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
             }
         }
 

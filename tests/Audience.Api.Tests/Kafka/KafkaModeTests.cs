@@ -31,6 +31,11 @@ public sealed class KafkaModeTests : IDisposable
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var segmentId = (await created.Json()).GetProperty("id").GetString()!;
 
+        // A live subscriber on this Api sees the changes the Silo process put on user-segments.
+        using var live = new StreamReader(await api.Http.GetStreamAsync($"/api/changes?segmentId={segmentId}"));
+        Assert.Equal(": subscribed", await live.ReadLineAsync());
+        await Task.Delay(1000); // the Api starts reading user-segments from its end
+
         var amounts = new Dictionary<string, int>();
         var random = new Random(4);
         for (var i = 1; i <= 10; i++)
@@ -49,6 +54,19 @@ public sealed class KafkaModeTests : IDisposable
         }
 
         var vips = amounts.Where(a => a.Value > 1000).Select(a => a.Key).Order().ToList();
+        var streamed = new List<string>();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            while (streamed.Count < vips.Count && await live.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                {
+                    streamed.Add(JsonDocument.Parse(line[6..]).RootElement.GetProperty("userId").GetString()!);
+                }
+            }
+        }
+
+        Assert.Equal(vips, streamed.Order());
         var changes = _kafka.Read("user-segments");
         Assert.Equal(vips, changes.Select(c => c.Key).Order());
         foreach (var (key, value) in changes)
