@@ -12,14 +12,8 @@ using Microsoft.Extensions.Options;
 
 var builder = WebApplication.CreateBuilder(args);
 
-AudienceMode mode;
-try
+if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: false, Console.Error) is not { } mode)
 {
-    mode = AudienceMode.Read(builder.Configuration, siloProcess: false);
-}
-catch (ConfigurationException e)
-{
-    Console.Error.WriteLine(e.Message);
     return 2;
 }
 

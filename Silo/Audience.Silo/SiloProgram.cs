@@ -15,14 +15,8 @@ public static class SiloProgram
     public static int Main(string[] args)
     {
         var builder = Host.CreateApplicationBuilder(args);
-        AudienceMode mode;
-        try
+        if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: true, Console.Error) is not { } mode)
         {
-            mode = AudienceMode.Read(builder.Configuration, siloProcess: true);
-        }
-        catch (ConfigurationException e)
-        {
-            Console.Error.WriteLine(e.Message);
             return 2;
         }
 

@@ -18,6 +18,23 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
 {
     public bool IsKafka => Kafka is not null;
 
+    /// <summary>
+    /// <see cref="Read"/>, for a process's start: a bad setting is reported on <paramref name="error"/> in one
+    /// line naming its key, and the result is null (the process then exits with code 2).
+    /// </summary>
+    public static AudienceMode? ReadOrReport(IConfiguration configuration, bool siloProcess, TextWriter error)
+    {
+        try
+        {
+            return Read(configuration, siloProcess);
+        }
+        catch (ConfigurationException e)
+        {
+            error.WriteLine(e.Message);
+            return null;
+        }
+    }
+
     /// <summary>Reads and checks the mode; a bad setting stops start-up with a message naming its key.</summary>
     public static AudienceMode Read(IConfiguration configuration, bool siloProcess)
     {

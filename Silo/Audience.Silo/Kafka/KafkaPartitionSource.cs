@@ -13,7 +13,7 @@ namespace Audience.Silo.Kafka;
 public sealed class KafkaPartitionSource(int partition) : IPartitionSource, IDisposable
 {
     private readonly ConcurrentQueue<LoggedEvent> _queue = new();
-    private readonly SemaphoreSlim _signal = new(0, 1);
+    private readonly WakeSignal _signal = new();
     private long _durable = -1;
 
     public int Partition => partition;
@@ -47,20 +47,7 @@ public sealed class KafkaPartitionSource(int partition) : IPartitionSource, IDis
 
     public Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) => _signal.WaitAsync(timeout, cancellationToken);
 
-    public void Wake()
-    {
-        if (_signal.CurrentCount == 0)
-        {
-            try
-            {
-                _signal.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-                // Already signalled.
-            }
-        }
-    }
+    public void Wake() => _signal.Wake();
 
     /// <summary>Kafka keeps no per-user index, so aggregates a new segment needs start from its creation.</summary>
     public IReadOnlyList<LoggedEvent> ReadUser(string userId, long uptoSeq, long receivedSince) => [];

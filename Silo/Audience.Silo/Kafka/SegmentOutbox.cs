@@ -17,7 +17,7 @@ namespace Audience.Silo.Kafka;
 public sealed partial class SegmentOutbox(PostgresDatabase database, PostgresSegmentStore store, KafkaOptions kafka, ILogger<SegmentOutbox> logger)
     : BackgroundService
 {
-    private readonly SemaphoreSlim _signal = new(0, 1);
+    private readonly Processing.WakeSignal _signal = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -92,20 +92,7 @@ public sealed partial class SegmentOutbox(PostgresDatabase database, PostgresSeg
         return rows.Count;
     }
 
-    private void Wake()
-    {
-        if (_signal.CurrentCount == 0)
-        {
-            try
-            {
-                _signal.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-                // Already signalled.
-            }
-        }
-    }
+    private void Wake() => _signal.Wake();
 
     public override void Dispose()
     {

@@ -30,7 +30,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<EventLog> _logger;
     private readonly Channel<AppendRequest> _requests = Channel.CreateUnbounded<AppendRequest>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly SemaphoreSlim[] _signals;
+    private readonly Processing.WakeSignal[] _signals;
     private readonly Task _writer;
 
     public EventLog(Database database, int partitions, TimeProvider time, ILogger<EventLog> logger)
@@ -39,7 +39,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         _partitions = partitions;
         _time = time;
         _logger = logger;
-        _signals = [.. Enumerable.Range(0, partitions).Select(_ => new SemaphoreSlim(0, 1))];
+        _signals = [.. Enumerable.Range(0, partitions).Select(_ => new Processing.WakeSignal())];
         _writer = Task.Run(WriteLoop);
     }
 
@@ -164,21 +164,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     }
 
     /// <summary>Wakes the partition's waiter: new events, or other work for its worker.</summary>
-    public void Wake(int partition)
-    {
-        var signal = _signals[partition];
-        if (signal.CurrentCount == 0)
-        {
-            try
-            {
-                signal.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-                // Another append signalled first; one wake-up is enough.
-            }
-        }
-    }
+    public void Wake(int partition) => _signals[partition].Wake();
 
     public async ValueTask DisposeAsync()
     {
