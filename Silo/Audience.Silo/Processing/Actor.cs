@@ -6,7 +6,7 @@ namespace Audience.Silo.Processing;
 /// One user's activation: the profile and what the Silo needs to keep it exact. Only its partition worker
 /// touches it, so it needs no locks.
 /// </summary>
-internal sealed class Actor(UserProfile profile, long lastSeq, HashSet<AggregateSpec> knownAggregates)
+internal sealed class Actor(UserProfile profile, long lastSeq, HashSet<AggregateSpec> knownAggregates, RecentEventIds recentEvents)
 {
     public UserProfile Profile { get; } = profile;
 
@@ -20,6 +20,9 @@ internal sealed class Actor(UserProfile profile, long lastSeq, HashSet<Aggregate
 
     /// <summary>The catalog's aggregate version when <see cref="KnownAggregates"/> was last completed.</summary>
     public int AggregateVersion { get; set; } = -1;
+
+    /// <summary>The user's last event ids, so a resent event has effect once.</summary>
+    public RecentEventIds RecentEvents { get; } = recentEvents;
 
     public long? NextTimer { get; set; }
 

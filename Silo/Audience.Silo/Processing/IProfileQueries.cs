@@ -65,6 +65,6 @@ public sealed class StoreProfileQueries(IProfileStoreFactory stores, SegmentInde
     {
         using var store = stores.Open();
         stored = store.Load(userId);
-        return stored is null ? null : ProfileCodec.Decode(userId, stored.State, index.Catalog, out _);
+        return stored is null ? null : ProfileCodec.Decode(userId, stored.State, index.Catalog, out _, out _);
     }
 }

@@ -184,6 +184,14 @@ internal sealed partial class PartitionWorker : IDisposable
             return;
         }
 
+        if (!actor.RecentEvents.Add(e.EventId))
+        {
+            // A client resent an event it had sent before: it has effect once.
+            actor.LastSeq = _appliedSeq = logged.Seq;
+            MarkDirty(actor);
+            return;
+        }
+
         var now = Now();
         try
         {
@@ -230,12 +238,12 @@ internal sealed partial class PartitionWorker : IDisposable
         if (stored is null)
         {
             // A new user has no history, so every current aggregate is complete (empty) for it.
-            actor = new Actor(new UserProfile(userId, _catalog), 0, [.. _catalog.Aggregates]) { AggregateVersion = _catalog.AggregateVersion };
+            actor = new Actor(new UserProfile(userId, _catalog), 0, [.. _catalog.Aggregates], new RecentEventIds()) { AggregateVersion = _catalog.AggregateVersion };
         }
         else
         {
-            var profile = ProfileCodec.Decode(userId, stored.State, _catalog, out var known);
-            actor = new Actor(profile, stored.LastSeq, known) { NextTimer = stored.NextTimer, Version = stored.Version };
+            var profile = ProfileCodec.Decode(userId, stored.State, _catalog, out var known, out var recent);
+            actor = new Actor(profile, stored.LastSeq, known, recent) { NextTimer = stored.NextTimer, Version = stored.Version };
             if (stored.NextTimer is { } due)
             {
                 _timers.Enqueue(actor, due);
@@ -440,7 +448,7 @@ internal sealed partial class PartitionWorker : IDisposable
 
         _outputs.WaitDelivered();
         var now = Now();
-        var rows = _dirty.Select(a => (new StoredProfile(a.UserId, a.LastSeq, a.NextTimer, ProfileCodec.Encode(a.Profile, a.KnownAggregates), a.Version), now)).ToList();
+        var rows = _dirty.Select(a => (new StoredProfile(a.UserId, a.LastSeq, a.NextTimer, ProfileCodec.Encode(a.Profile, a.KnownAggregates, a.RecentEvents), a.Version), now)).ToList();
         _store.Save(_partition, rows, _history, _appliedSeq);
         _source.Checkpointed(_appliedSeq);
         foreach (var actor in _dirty)

@@ -2,17 +2,18 @@ using System.Text.Json;
 using Audience.Rules;
 using Audience.Rules.Profiles;
 using Audience.Silo.Contracts;
+using Audience.Silo.Processing;
 
 namespace Audience.Silo.Storage;
 
 /// <summary>
 /// A profile as the store keeps it: JSON with the statistics, traits, the buckets of every aggregate (named by
 /// <see cref="AggregateSpec.Id"/>, since slots are per process), the aggregates the profile is known to be
-/// complete for, and memberships by segment id.
+/// complete for, memberships by segment id, and the hashes of the user's recent event ids.
 /// </summary>
 public static class ProfileCodec
 {
-    public static byte[] Encode(UserProfile profile, IEnumerable<AggregateSpec> knownSpecs)
+    public static byte[] Encode(UserProfile profile, IEnumerable<AggregateSpec> knownSpecs, RecentEventIds recent)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream))
@@ -77,14 +78,21 @@ public static class ProfileCodec
             }
 
             w.WriteEndObject();
+            w.WriteStartArray("recent");
+            foreach (var hash in recent.Hashes)
+            {
+                w.WriteNumberValue(hash);
+            }
+
+            w.WriteEndArray();
             w.WriteEndObject();
         }
 
         return stream.ToArray();
     }
 
-    /// <summary>Restores a profile; returns the specs of the catalog it holds complete state for.</summary>
-    public static UserProfile Decode(string userId, byte[] state, RuleCatalog catalog, out HashSet<AggregateSpec> knownSpecs)
+    /// <summary>Restores a profile; returns the specs of the catalog it holds complete state for, and its recent event ids.</summary>
+    public static UserProfile Decode(string userId, byte[] state, RuleCatalog catalog, out HashSet<AggregateSpec> knownSpecs, out RecentEventIds recent)
     {
         using var document = JsonDocument.Parse(state);
         var root = document.RootElement;
@@ -128,6 +136,8 @@ public static class ProfileCodec
             profile.Enter(catalog.SegmentSlot(membership.Name), membership.Value.GetInt64());
         }
 
+        // Profiles written before the field existed have none.
+        recent = new RecentEventIds(root.TryGetProperty("recent", out var hashes) ? hashes.EnumerateArray().Select(h => h.GetUInt64()) : []);
         return profile;
     }
 }

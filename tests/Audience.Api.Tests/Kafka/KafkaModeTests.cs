@@ -119,6 +119,23 @@ public sealed class KafkaModeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_resent_event_id_has_effect_once()
+    {
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        using var api = new AudienceFactory(Settings);
+        foreach (var id in new[] { "order-1", "order-2", "order-1" })
+        {
+            var response = await api.Http.PostJson("/api/events",
+                JsonSerializer.Serialize(new { eventId = id, userId = "resender", eventType = "purchase", properties = new { amount = 10 } }));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        }
+
+        await Send(api, "resender", 1, first: 5);
+        await Http.Eventually(async () => await Spent(api, "resender") == (3, 25), "the resent event counts once\n" + silo.Log, 60_000);
+        Assert.Equal(2, _kafka.Read("orders-analytics").Count(o => o.Key.StartsWith("order-", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Without_a_broker_the_Api_answers_503_with_Retry_After_and_accepts_nothing()
     {
         var settings = Settings;
