@@ -1,0 +1,6 @@
+namespace Audience.LoadTests;
+
+public static class Program
+{
+    public static Task<int> Main(string[] args) => Cli.RunAsync(args);
+}
