@@ -191,6 +191,7 @@ internal sealed class QualifyScenario(LoadOptions options) : IScenario
             BootstrapServers = options.Bootstrap,
             GroupId = "audience-loadtest-" + _run,
             EnableAutoCommit = false,
+            FetchWaitMaxMs = 10,
         }).Build();
         using (var admin = new DependentAdminClientBuilder(consumer.Handle).Build())
         {

@@ -34,6 +34,17 @@ public abstract class ProfileStoreContract : IDisposable
     }
 
     [Fact]
+    public void Several_profiles_load_at_once_and_absent_ones_are_left_out()
+    {
+        using var store = Stores.Open();
+        store.Save(0, [(Profile("x", 3, 0), 1), (Profile("y", 4, 0), 1)], [], 4);
+        var loaded = store.LoadMany(["x", "y", "nobody"]);
+        Assert.Equal(["x", "y"], loaded.Keys.Order());
+        Assert.Equal((4L, 1L), (loaded["y"].LastSeq, loaded["y"].Version));
+        Assert.Empty(store.LoadMany([]));
+    }
+
+    [Fact]
     public void A_stale_writer_gets_a_conflict_and_writes_nothing_of_its_batch()
     {
         using var store = Stores.Open();

@@ -9,6 +9,7 @@ public static class Program
     /// Bare Kestrel limit:   dotnet run -c Release --project tests/Audience.Benchmarks -- bare-kestrel --urls http://127.0.0.1:5090
     /// Silo throughput:      dotnet run -c Release --project tests/Audience.Benchmarks -- silo-throughput [segments] [events] [users]
     /// Kafka mode:           dotnet run -c Release --project tests/Audience.Benchmarks -- kafka-throughput [segments] [events] [users]
+    /// Store write limit:    dotnet run -c Release --project tests/Audience.Benchmarks -- store-write [rows] [batch]
     /// </summary>
     public static async Task Main(string[] args)
     {
@@ -16,6 +17,9 @@ public static class Program
         {
             case "bare-kestrel":
                 await BareKestrel.RunAsync(args[1..]);
+                break;
+            case "store-write":
+                StoreWrite.Run(args[1..]);
                 break;
             case "kafka-throughput":
                 await KafkaThroughput.RunAsync(args[1..]);

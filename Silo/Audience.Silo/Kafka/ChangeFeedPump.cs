@@ -19,13 +19,7 @@ public sealed partial class ChangeFeedPump(KafkaOptions kafka, ChangeFeed feed, 
 
     private void Pump(CancellationToken stopping)
     {
-        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
-        {
-            BootstrapServers = kafka.BootstrapServers,
-            GroupId = "audience-api-changes-" + Guid.NewGuid().ToString("N"),
-            EnableAutoCommit = false,
-            AutoOffsetReset = AutoOffsetReset.Latest,
-        }).Build();
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(kafka.Consumer("audience-api-changes-" + Guid.NewGuid().ToString("N"))).Build();
         var assigned = false;
         while (!stopping.IsCancellationRequested)
         {

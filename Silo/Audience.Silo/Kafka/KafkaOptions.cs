@@ -28,7 +28,23 @@ public sealed record KafkaOptions
     [Range(100, 10_000_000)]
     public int MaxQueuedPerPartition { get; init; } = 20_000;
 
+    /// <summary>
+    /// Longest time a broker holds a fetch that has no data yet. Low, because a change should reach its segment in
+    /// milliseconds; librdkafka's default (500 ms) would add up to that to every hop.
+    /// </summary>
+    [Range(1, 10_000)]
+    public int FetchWaitMaxMs { get; init; } = 10;
+
     public bool Enabled => !string.IsNullOrWhiteSpace(BootstrapServers);
+
+    /// <summary>A consumer that commits only when told, in <paramref name="groupId"/>.</summary>
+    public ConsumerConfig Consumer(string groupId) => new()
+    {
+        BootstrapServers = BootstrapServers,
+        GroupId = groupId,
+        EnableAutoCommit = false,
+        FetchWaitMaxMs = FetchWaitMaxMs,
+    };
 
     public ProducerConfig Producer(string clientId) => new()
     {

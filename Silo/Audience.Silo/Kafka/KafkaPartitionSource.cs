@@ -31,18 +31,18 @@ public sealed class KafkaPartitionSource(int partition) : IPartitionSource, IDis
 
     public long Start(IProfileStore store) => 0;
 
+    /// <summary>
+    /// Events stay queued until the worker has moved past them: a step that fails half-way (the store went away)
+    /// reads the same events again on its next try, as it would from the embedded log.
+    /// </summary>
     public IReadOnlyList<LoggedEvent> Read(long afterSeq, int max)
     {
-        var batch = new List<LoggedEvent>(Math.Min(max, _queue.Count));
-        while (batch.Count < max && _queue.TryDequeue(out var logged))
+        while (_queue.TryPeek(out var head) && head.Seq <= afterSeq)
         {
-            if (logged.Seq > afterSeq)
-            {
-                batch.Add(logged);
-            }
+            _queue.TryDequeue(out _);
         }
 
-        return batch;
+        return [.. _queue.Take(max)];
     }
 
     public Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) => _signal.WaitAsync(timeout, cancellationToken);

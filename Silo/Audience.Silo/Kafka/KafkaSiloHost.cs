@@ -78,16 +78,11 @@ public sealed partial class KafkaSiloHost : BackgroundService
         producerConfig.MessageTimeoutMs = 300_000; // outputs wait out a broker outage; the worker waits with them
         using var producer = new ProducerBuilder<string, byte[]>(producerConfig).Build();
         _producer = producer;
-        var config = new ConsumerConfig
-        {
-            BootstrapServers = _kafka.BootstrapServers,
-            GroupId = _kafka.GroupId,
-            ClientId = "audience-silo",
-            EnableAutoCommit = false,
-            AutoOffsetReset = AutoOffsetReset.Earliest,
-            SessionTimeoutMs = _kafka.SessionTimeoutMs,
-            PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
-        };
+        var config = _kafka.Consumer(_kafka.GroupId);
+        config.ClientId = "audience-silo";
+        config.AutoOffsetReset = AutoOffsetReset.Earliest;
+        config.SessionTimeoutMs = _kafka.SessionTimeoutMs;
+        config.PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin;
         using var consumer = new ConsumerBuilder<string?, byte[]>(config)
             .SetPartitionsAssignedHandler((c, partitions) => Assign(partitions))
             .SetPartitionsRevokedHandler((c, partitions) => Release(c, [.. partitions.Select(p => p.TopicPartition)], commit: true))

@@ -30,12 +30,7 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
         _kafka = kafka;
         _services = services;
         _logger = logger;
-        _consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
-        {
-            BootstrapServers = kafka.BootstrapServers,
-            GroupId = "audience-segments-" + Guid.NewGuid().ToString("N"),
-            EnableAutoCommit = false,
-        }).Build();
+        _consumer = new ConsumerBuilder<Ignore, byte[]>(kafka.Consumer("audience-segments-" + Guid.NewGuid().ToString("N"))).Build();
         try
         {
             _start = Positions(TimeSpan.FromSeconds(5), beginning: false);

@@ -14,6 +14,10 @@ public sealed class EmbeddedProfileStore(SqliteConnection connection, Lock write
             r => new StoredProfile(userId, r.GetInt64(0), r.IsDBNull(1) ? null : r.GetInt64(1), (byte[])r.GetValue(2), r.GetInt64(3)),
             ("$u", userId)).SingleOrDefault();
 
+    /// <summary>One indexed lookup each: SQLite is in process, so a round trip costs microseconds.</summary>
+    public Dictionary<string, StoredProfile> LoadMany(IReadOnlyCollection<string> userIds) =>
+        userIds.Select(Load).OfType<StoredProfile>().ToDictionary(p => p.UserId, StringComparer.Ordinal);
+
     public long LoadCheckpoint(int partition) =>
         Database.Scalar(connection, "SELECT seq FROM checkpoints WHERE partition = $p", ("$p", partition));
 

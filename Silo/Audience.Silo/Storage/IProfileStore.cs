@@ -26,6 +26,9 @@ public interface IProfileStore : IDisposable
 {
     StoredProfile? Load(string userId);
 
+    /// <summary>The stored profiles among <paramref name="userIds"/>, by user id, in one round trip where the store can.</summary>
+    Dictionary<string, StoredProfile> LoadMany(IReadOnlyCollection<string> userIds);
+
     long LoadCheckpoint(int partition);
 
     /// <summary>

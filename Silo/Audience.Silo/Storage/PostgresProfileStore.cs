@@ -19,6 +19,22 @@ public sealed class PostgresProfileStore(NpgsqlDataSource dataSource) : IProfile
             ("u", userId)).SingleOrDefault();
     }
 
+    public Dictionary<string, StoredProfile> LoadMany(IReadOnlyCollection<string> userIds)
+    {
+        using var connection = dataSource.OpenConnection();
+        using var command = new NpgsqlCommand("SELECT user_id, last_seq, next_timer, state, version FROM profiles WHERE user_id = ANY(@u)", connection);
+        command.Parameters.Add(new NpgsqlParameter<string[]>("u", [.. userIds]));
+        using var reader = command.ExecuteReader();
+        var found = new Dictionary<string, StoredProfile>(StringComparer.Ordinal);
+        while (reader.Read())
+        {
+            var profile = new StoredProfile(reader.GetString(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2), (byte[])reader.GetValue(3), reader.GetInt64(4));
+            found[profile.UserId] = profile;
+        }
+
+        return found;
+    }
+
     public long LoadCheckpoint(int partition)
     {
         using var connection = dataSource.OpenConnection();
