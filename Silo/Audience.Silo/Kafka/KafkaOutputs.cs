@@ -10,12 +10,13 @@ namespace Audience.Silo.Kafka;
 /// One partition worker's outputs in Kafka mode, on the Silo's shared idempotent producer: membership changes to
 /// <c>user-segments</c> keyed by user id (in order per user; header <c>change-id</c> and
 /// <c>metadata.changeId</c> identify duplicates), enriched purchases to <c>orders-analytics</c> keyed by event id,
-/// and dead letters to <c>user-events-dlq</c>. Counts what is in flight so the worker can wait for it.
+/// and dead letters to <c>user-events-dlq</c>. Counts what is in flight per sealed batch, so the worker's
+/// write-behind waits for exactly what its checkpoint covers.
 /// </summary>
 public sealed class KafkaOutputs(IProducer<string, byte[]> producer, KafkaTopics topics) : ISiloOutputs
 {
-    private long _pending;
-    private volatile string? _failure;
+    private readonly Lock _gate = new();
+    private Batch _current = new(producer);
 
     public bool WantsOrders => true;
 
@@ -38,48 +39,71 @@ public sealed class KafkaOutputs(IProducer<string, byte[]> producer, KafkaTopics
             message.Headers = [new Header("change-id", Encoding.UTF8.GetBytes(dedupeId))];
         }
 
-        Interlocked.Increment(ref _pending);
-        while (true)
+        // The worker and the consumer thread (dead letters) both emit; the gate keeps each message in the batch
+        // that was current when it was handed to the producer.
+        lock (_gate)
         {
-            try
+            var batch = _current;
+            batch.Add();
+            while (true)
             {
-                producer.Produce(topic, message, Delivered);
-                return;
-            }
-            catch (ProduceException<string, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
-            {
-                // The producer's queue is full while the broker catches up: wait for deliveries, then go on.
-                producer.Poll(TimeSpan.FromMilliseconds(100));
-            }
-            catch
-            {
-                Interlocked.Decrement(ref _pending);
-                throw;
+                try
+                {
+                    producer.Produce(topic, message, batch.Delivered);
+                    return;
+                }
+                catch (ProduceException<string, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
+                {
+                    // The producer's queue is full while the broker catches up: wait for deliveries, then go on.
+                    producer.Poll(TimeSpan.FromMilliseconds(100));
+                }
+                catch
+                {
+                    batch.Delivered(null);
+                    throw;
+                }
             }
         }
     }
 
-    private void Delivered(DeliveryReport<string, byte[]> report)
+    public IOutputBatch Seal()
     {
-        if (report.Error.IsError)
+        lock (_gate)
         {
-            _failure = $"{report.Topic}: {report.Error.Reason}";
+            var sealedBatch = _current;
+            _current = new Batch(producer);
+            return sealedBatch;
         }
-
-        Interlocked.Decrement(ref _pending);
     }
 
-    public void WaitDelivered()
+    private sealed class Batch(IProducer<string, byte[]> producer) : IOutputBatch
     {
-        while (Interlocked.Read(ref _pending) > 0)
+        private long _pending;
+        private volatile string? _failure;
+
+        public void Add() => Interlocked.Increment(ref _pending);
+
+        public void Delivered(DeliveryReport<string, byte[]>? report)
         {
-            producer.Flush(TimeSpan.FromMilliseconds(200));
+            if (report is null || report.Error.IsError)
+            {
+                _failure = report is null ? "not produced" : $"{report.Topic}: {report.Error.Reason}";
+            }
+
+            Interlocked.Decrement(ref _pending);
         }
 
-        if (_failure is { } failure)
+        public void WaitDelivered()
         {
-            _failure = null;
-            throw new DeliveryException($"An output was not delivered ({failure}); the partition restarts from its checkpoint.");
+            while (Interlocked.Read(ref _pending) > 0)
+            {
+                producer.Flush(TimeSpan.FromMilliseconds(50));
+            }
+
+            if (_failure is { } failure)
+            {
+                throw new DeliveryException($"An output was not delivered ({failure}); the partition restarts from its checkpoint.");
+            }
         }
     }
 }

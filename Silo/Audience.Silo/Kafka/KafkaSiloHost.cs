@@ -156,7 +156,7 @@ public sealed partial class KafkaSiloHost : BackgroundService
     {
         var source = new KafkaPartitionSource(partition);
         var outputs = new KafkaOutputs(_producer!, _kafka.Topics);
-        var worker = new PartitionWorker(source, _stores.Open(), _options, _index, outputs, _time, _logger);
+        var worker = new PartitionWorker(source, _stores.Open(), _stores.Open(), _options, _index, outputs, _time, _logger);
         var stop = new CancellationTokenSource();
         var slot = new Slot(source, outputs, worker, stop, Task.Run(() => worker.RunAsync(stop.Token), CancellationToken.None));
         lock (_slotsGate)

@@ -4,8 +4,10 @@ namespace Audience.Silo.Processing;
 
 /// <summary>
 /// What the Silo emits: membership changes (to live subscribers, or to <c>user-segments</c>), enriched orders
-/// (to <c>orders-analytics</c>), and events it cannot apply (to <c>user-events-dlq</c>). A partition worker calls
-/// <see cref="WaitDelivered"/> before it writes its state, so that nothing a checkpoint covers is left undelivered.
+/// (to <c>orders-analytics</c>), and events it cannot apply (to <c>user-events-dlq</c>). When a partition worker
+/// writes its state behind, it seals what was emitted so far (<see cref="Seal"/>) and waits for that to be
+/// delivered before the write, so that nothing a checkpoint covers is left undelivered; what it emits meanwhile
+/// goes into the next batch.
 /// </summary>
 public interface ISiloOutputs
 {
@@ -18,7 +20,14 @@ public interface ISiloOutputs
 
     void DeadLetter(DeadLetterMessage message);
 
-    /// <summary>Blocks until everything emitted so far is delivered; throws if something could not be.</summary>
+    /// <summary>Ends the current batch of outputs and returns it; later outputs go into a new one.</summary>
+    IOutputBatch Seal();
+}
+
+/// <summary>Outputs emitted between two <see cref="ISiloOutputs.Seal"/> calls.</summary>
+public interface IOutputBatch
+{
+    /// <summary>Blocks until the batch is delivered; <see cref="DeliveryException"/> if part of it could not be.</summary>
     void WaitDelivered();
 }
 
@@ -38,7 +47,15 @@ public sealed class FeedOutputs(ChangeFeed feed) : ISiloOutputs
         // Events are validated before the embedded log takes them; the worker logs the rare failure.
     }
 
-    public void WaitDelivered()
+    /// <summary>The feed delivers as it publishes.</summary>
+    public IOutputBatch Seal() => Delivered.Batch;
+
+    private sealed class Delivered : IOutputBatch
     {
+        public static readonly Delivered Batch = new();
+
+        public void WaitDelivered()
+        {
+        }
     }
 }

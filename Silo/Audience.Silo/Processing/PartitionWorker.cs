@@ -32,6 +32,9 @@ internal sealed partial class PartitionWorker : IDisposable
     private readonly ILogger _logger;
     private readonly IPartitionSource _source;
     private readonly IProfileStore _store;
+    private readonly IProfileStore _writer;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _writing = Task.CompletedTask;
     private readonly Dictionary<string, Actor> _actors = new(StringComparer.Ordinal);
     private readonly HashSet<Actor> _dirty = [];
     private readonly List<HistoryRow> _history = [];
@@ -45,12 +48,15 @@ internal sealed partial class PartitionWorker : IDisposable
     private long _lastFlush;
     private long _lastSweep;
 
-    public PartitionWorker(IPartitionSource source, IProfileStore store, SiloOptions options, SegmentIndex index,
+    /// <param name="store">For the worker's reads.</param>
+    /// <param name="writer">For the write-behind, which runs beside the worker (a second connection where that matters).</param>
+    public PartitionWorker(IPartitionSource source, IProfileStore store, IProfileStore writer, SiloOptions options, SegmentIndex index,
         ISiloOutputs outputs, TimeProvider time, ILogger logger)
     {
         _partition = source.Partition;
         _source = source;
         _store = store;
+        _writer = writer;
         _options = options;
         _index = index;
         _catalog = index.Catalog;
@@ -113,14 +119,15 @@ internal sealed partial class PartitionWorker : IDisposable
             }
             catch (DbException e)
             {
-                // The store is unavailable: keep what is in memory, pause, and try again; nothing past the
-                // checkpoint is lost because the log still holds it. (Outputs wait in WaitDelivered while the
-                // broker is away; one that is never delivered ends the run with DeliveryException.)
+                // The store is unavailable for a read: keep what is in memory, pause, and try again (the step's
+                // events are read again); nothing past the checkpoint is lost because the log still holds it.
                 LogStoreUnavailable(e, _partition);
                 await Task.Delay(TimeSpan.FromSeconds(1), _time, stopping).ConfigureAwait(false);
             }
         }
 
+        // Stopping: the last write-behind gets a few seconds to land; if the store is away, the log replays it.
+        _stopping.CancelAfter(TimeSpan.FromSeconds(10));
         DrainOnShutdown();
     }
 
@@ -417,7 +424,7 @@ internal sealed partial class PartitionWorker : IDisposable
         if (!job.Started)
         {
             // Everything in memory goes to the store first, so paging through the store sees every user.
-            Flush();
+            Flush(wait: true);
             job.Started = true;
             job.Change.Progress.Total += _store.CountUsers(_partition);
         }
@@ -463,32 +470,63 @@ internal sealed partial class PartitionWorker : IDisposable
     }
 
     /// <summary>
-    /// Waits until every output emitted so far is delivered, then writes every changed profile, the membership
-    /// changes and the checkpoint in one transaction. In that order, a crash between the two repeats outputs
-    /// (each with its change id) but never loses one.
+    /// Writes behind: takes a snapshot of every changed profile, the membership changes and the checkpoint, and
+    /// hands it to the writer, which waits until the outputs emitted up to the snapshot are delivered, then writes
+    /// it in one transaction, then reports the checkpoint to the source. In that order, a crash anywhere repeats
+    /// outputs (each with its change id) but never loses one. The worker goes on meanwhile; one write is in flight
+    /// at most, and snapshots are written in the order they were taken, so each profile's version check holds.
+    /// With <paramref name="wait"/>, returns only once everything is written (before paging through the store,
+    /// dropping actors, answering history, or stopping).
     /// </summary>
-    public void Flush()
+    public void Flush(bool wait = false)
     {
-        if (_dirty.Count == 0 && _history.Count == 0 && _appliedSeq == _checkpoint)
+        if (_dirty.Count > 0 || _history.Count > 0 || _appliedSeq != _checkpoint)
         {
-            return;
+            WaitForWrite();
+            var now = Now();
+            var rows = _dirty.Select(a => (new StoredProfile(a.UserId, a.LastSeq, a.NextTimer, ProfileCodec.Encode(a.Profile, a.KnownAggregates, a.RecentEvents), a.Version), now)).ToList();
+            foreach (var actor in _dirty)
+            {
+                actor.Dirty = false;
+                actor.Version++; // the version the store will hold once this write lands; later snapshots expect it
+            }
+
+            var snapshot = new Snapshot(rows, [.. _history], _appliedSeq, _outputs.Seal());
+            _dirty.Clear();
+            _history.Clear();
+            _checkpoint = _appliedSeq;
+            _lastFlush = now;
+            _writing = Task.Run(() => Write(snapshot), CancellationToken.None);
         }
 
-        _outputs.WaitDelivered();
-        var now = Now();
-        var rows = _dirty.Select(a => (new StoredProfile(a.UserId, a.LastSeq, a.NextTimer, ProfileCodec.Encode(a.Profile, a.KnownAggregates, a.RecentEvents), a.Version), now)).ToList();
-        _store.Save(_partition, rows, _history, _appliedSeq);
-        _source.Checkpointed(_appliedSeq);
-        foreach (var actor in _dirty)
+        if (wait)
         {
-            actor.Dirty = false;
-            actor.Version++;
+            WaitForWrite();
         }
+    }
 
-        _dirty.Clear();
-        _history.Clear();
-        _checkpoint = _appliedSeq;
-        _lastFlush = now;
+    /// <summary>Waits for the write in flight; rethrows why it failed for good (conflict, lost output).</summary>
+    private void WaitForWrite() => _writing.GetAwaiter().GetResult();
+
+    private void Write(Snapshot snapshot)
+    {
+        snapshot.Outputs.WaitDelivered();
+        while (true)
+        {
+            try
+            {
+                _writer.Save(_partition, snapshot.Profiles, snapshot.History, snapshot.Checkpoint);
+                _source.Checkpointed(snapshot.Checkpoint);
+                return;
+            }
+            catch (DbException e) when (!_stopping.IsCancellationRequested)
+            {
+                // The store is unavailable: the worker stops at its next write-behind, the source fills and the
+                // partition pauses; nothing past the last checkpoint is lost, because the log still holds it.
+                LogStoreUnavailable(e, _partition);
+                _stopping.Token.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+            }
+        }
     }
 
     private void Sweep(long now)
@@ -509,7 +547,8 @@ internal sealed partial class PartitionWorker : IDisposable
             return;
         }
 
-        Flush();
+        // Written before dropped: an actor loaded again must find its latest state (and version) in the store.
+        Flush(wait: true);
         var leaving = _actors.Values.Where(a => now - a.LastUsed > idle).ToList();
         if (over > leaving.Count)
         {
@@ -531,7 +570,7 @@ internal sealed partial class PartitionWorker : IDisposable
                 work();
             }
 
-            Flush();
+            Flush(wait: true);
         }
         catch (Exception e) when (e is DbException or DeliveryException)
         {
@@ -580,11 +619,20 @@ internal sealed partial class PartitionWorker : IDisposable
 
     public List<HistoryEntry> History(string userId, long afterId, int limit)
     {
-        Flush();
+        Flush(wait: true);
         return _store.History(userId, afterId, limit);
     }
 
-    public void Dispose() => _store.Dispose();
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _stopping.Dispose();
+        _store.Dispose();
+        _writer.Dispose();
+    }
+
+    /// <summary>A write-behind in flight: what it writes, and the outputs it waits for first.</summary>
+    private sealed record Snapshot(List<(StoredProfile, long)> Profiles, List<HistoryRow> History, long Checkpoint, IOutputBatch Outputs);
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Profile store unavailable in partition {Partition}; pausing")]
     private partial void LogStoreUnavailable(Exception exception, int partition);

@@ -31,7 +31,7 @@ public sealed class SiloHost : BackgroundService, IProfileQueries
         _time = time;
         var outputs = new FeedOutputs(feed);
         _sources = [.. Enumerable.Range(0, options.Partitions).Select(p => new LogPartitionSource(log, database, p))];
-        _workers = [.. _sources.Select(source => new PartitionWorker(source, stores.Open(), options, segments.Index, outputs, time, logger))];
+        _workers = [.. _sources.Select(source => new PartitionWorker(source, stores.Open(), stores.Open(), options, segments.Index, outputs, time, logger))];
         segments.Changed += change =>
         {
             foreach (var worker in _workers)
