@@ -74,7 +74,7 @@ for f in "$results"/*.trx; do
   failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
   skipped=$((skipped + total - executed))
 done
-projects=$(dotnet sln Audience.sln list | grep -c 'Tests\.csproj$' || true)
+projects=$(dotnet sln Audience.sln list | grep -c '\.Tests\.csproj$' || true)
 if [ "$files" -lt "$projects" ]; then
   echo "only $files of $projects test projects reported results" >&2
   failed=$((failed + projects - files))

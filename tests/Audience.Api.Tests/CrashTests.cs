@@ -102,6 +102,31 @@ public sealed class CrashTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_segment_saved_just_before_a_crash_gets_its_members_after_the_restart()
+    {
+        var service = await ServiceProcess.StartAsync(_data);
+        await service.Http.Send("rich", "purchase", new { amount = 500 });
+        await service.Http.Send("poor", "purchase", new { amount = 50 });
+        await Http.Eventually(async () => (await service.Http.GetAsync("/api/users/poor/profile")).StatusCode == HttpStatusCode.OK, "the events are applied");
+        await Task.Delay(300); // past the write-behind interval: both profiles are in the store
+        service.Kill();
+        service.Dispose();
+
+        // What a crash right after saving a segment, before any worker started its backfill, leaves behind.
+        using (var connection = new Audience.Silo.Storage.Database(_data).Open())
+        {
+            Audience.Silo.Storage.Database.Execute(connection,
+                "INSERT INTO segments(id, name, description, type, rule, version, created_at, updated_at) VALUES ('late', 'Late', NULL, 'DYNAMIC', 'totalSpent > 100', 1, 0, 0)");
+        }
+
+        using var restarted = await ServiceProcess.StartAsync(_data);
+        await Http.Eventually(async () => (await restarted.Http.SegmentsOf("rich")).Contains("late"), "the restarted Silo finishes the backfill");
+        Assert.DoesNotContain("late", await restarted.Http.SegmentsOf("poor"));
+        var history = await (await restarted.Http.GetAsync("/api/users/rich/history")).Json();
+        Assert.Single(history.GetProperty("changes").EnumerateArray(), c => c.GetProperty("segmentId").GetString() == "late");
+    }
+
     public void Dispose()
     {
         try

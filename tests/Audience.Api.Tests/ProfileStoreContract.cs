@@ -45,6 +45,18 @@ public abstract class ProfileStoreContract : IDisposable
     }
 
     [Fact]
+    public void Completed_backfills_are_recorded_per_partition_and_forgotten_on_deletion()
+    {
+        using var store = Stores.Open();
+        Assert.Empty(store.BackfilledVersions(1));
+        store.MarkBackfilled(1, [("a", 1), ("b", 3)]);
+        store.MarkBackfilled(2, [("a", 1)]);
+        store.MarkBackfilled(1, [("a", 2), ("b", null)]);
+        Assert.Equal([("a", 2L)], store.BackfilledVersions(1).Select(p => (p.Key, p.Value)));
+        Assert.Equal([("a", 1L)], store.BackfilledVersions(2).Select(p => (p.Key, p.Value)));
+    }
+
+    [Fact]
     public void A_stale_writer_gets_a_conflict_and_writes_nothing_of_its_batch()
     {
         using var store = Stores.Open();

@@ -35,6 +35,7 @@ internal sealed partial class PartitionWorker : IDisposable
     private readonly IProfileStore _writer;
     private readonly CancellationTokenSource _stopping = new();
     private Task _writing = Task.CompletedTask;
+    private bool _resumedBackfills;
     private readonly Dictionary<string, Actor> _actors = new(StringComparer.Ordinal);
     private readonly HashSet<Actor> _dirty = [];
     private readonly List<HistoryRow> _history = [];
@@ -133,6 +134,12 @@ internal sealed partial class PartitionWorker : IDisposable
 
     private bool Step()
     {
+        if (!_resumedBackfills)
+        {
+            ResumeBackfills();
+            _resumedBackfills = true;
+        }
+
         var worked = false;
         var events = _source.Read(_appliedSeq, _options.ReadBatchSize);
         Prefetch(events);
@@ -414,6 +421,31 @@ internal sealed partial class PartitionWorker : IDisposable
         return fired;
     }
 
+    /// <summary>
+    /// Queues the backfills this partition has not completed: those cut short by a crash or a stop, or begun by the
+    /// partition's previous owner in Kafka mode, and segments saved just before a crash. A completed backfill is
+    /// recorded per partition and segment version; running one again changes nothing, so a repeat is harmless.
+    /// </summary>
+    private void ResumeBackfills()
+    {
+        var done = _store.BackfilledVersions(_partition);
+        var missing = _index.Segments.Where(s => !done.TryGetValue(s.Id, out var version) || version != s.Version)
+            .Select(s => new SegmentChange(s.Id, s.Version, Deleted: false, new BackfillProgress(1)))
+            .Concat(done.Where(d => _index.Find(d.Key) is null).Select(d => new SegmentChange(d.Key, d.Value + 1, Deleted: true, new BackfillProgress(1))))
+            .ToList();
+        if (missing.Count > 0 && _store.CountUsers(_partition) == 0)
+        {
+            // No stored profile to apply them to (a new partition, or segments made before any event): done.
+            _store.MarkBackfilled(_partition, [.. missing.Select(c => (c.SegmentId, c.Deleted ? null : (long?)c.Version))]);
+            return;
+        }
+
+        foreach (var change in missing)
+        {
+            _backfills.Enqueue(new BackfillJob(change));
+        }
+    }
+
     private bool StepBackfill(long now)
     {
         if (!_backfills.TryPeek(out var job))
@@ -458,7 +490,8 @@ internal sealed partial class PartitionWorker : IDisposable
         if (users.Count < BackfillPage)
         {
             _backfills.Dequeue();
-            Flush();
+            Flush(wait: true);
+            _store.MarkBackfilled(_partition, [(job.Change.SegmentId, job.Change.Deleted ? null : job.Change.Version)]);
             job.Change.Progress.PartitionDone();
         }
         else

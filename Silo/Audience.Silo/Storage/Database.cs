@@ -49,6 +49,11 @@ public sealed class Database
             latency_ms REAL NOT NULL,
             event_id TEXT);
         CREATE INDEX IF NOT EXISTS history_by_user ON membership_history(user_id, id);
+        CREATE TABLE IF NOT EXISTS backfills(
+            partition INTEGER NOT NULL,
+            segment_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY(partition, segment_id));
         CREATE TABLE IF NOT EXISTS segments(
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,

@@ -144,6 +144,27 @@ public sealed class EmbeddedProfileStore(SqliteConnection connection, Lock write
             r => new HistoryEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetDouble(5), r.IsDBNull(6) ? null : r.GetString(6)),
             ("$u", userId), ("$after", afterId), ("$n", limit));
 
+    public Dictionary<string, long> BackfilledVersions(int partition) =>
+        Database.Query(connection, "SELECT segment_id, version FROM backfills WHERE partition = $p", r => (r.GetString(0), r.GetInt64(1)), ("$p", partition))
+            .ToDictionary(r => r.Item1, r => r.Item2, StringComparer.Ordinal);
+
+    public void MarkBackfilled(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills)
+    {
+        using var gate = writeGate.EnterScope();
+        using var transaction = connection.BeginTransaction();
+        foreach (var (segmentId, version) in backfills)
+        {
+            using var command = version is { } v
+                ? Database.Command(connection, "INSERT INTO backfills(partition, segment_id, version) VALUES ($p, $s, $v) ON CONFLICT(partition, segment_id) DO UPDATE SET version = excluded.version",
+                    ("$p", partition), ("$s", segmentId), ("$v", v))
+                : Database.Command(connection, "DELETE FROM backfills WHERE partition = $p AND segment_id = $s", ("$p", partition), ("$s", segmentId));
+            command.Transaction = transaction;
+            command.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+    }
+
     public void Dispose() => connection.Dispose();
 }
 

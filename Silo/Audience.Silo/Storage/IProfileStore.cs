@@ -51,6 +51,12 @@ public interface IProfileStore : IDisposable
     long CountMembers(string segmentId);
 
     List<HistoryEntry> History(string userId, long afterId, int limit);
+
+    /// <summary>The segment versions whose backfill over this partition's stored profiles has completed.</summary>
+    Dictionary<string, long> BackfilledVersions(int partition);
+
+    /// <summary>Records completed backfills, in one transaction; a null version forgets the segment (its deletion was applied).</summary>
+    void MarkBackfilled(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills);
 }
 
 /// <summary>Opens profile stores of one kind: <c>embedded</c> (SQLite) or <c>postgres</c>.</summary>

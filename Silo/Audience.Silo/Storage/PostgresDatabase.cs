@@ -64,6 +64,9 @@ public sealed class PostgresDatabase : IDisposable
         CREATE INDEX history_by_user ON membership_history(user_id, id);
         CREATE TABLE checkpoints(partition int PRIMARY KEY, seq bigint NOT NULL);
         """,
+        """
+        CREATE TABLE backfills(partition int NOT NULL, segment_id text NOT NULL, version bigint NOT NULL, PRIMARY KEY(partition, segment_id));
+        """,
     ];
 
     private const long MigrationLock = 0x417564_69656E6365; // "Audience"

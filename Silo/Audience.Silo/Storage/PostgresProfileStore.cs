@@ -159,6 +159,31 @@ public sealed class PostgresProfileStore(NpgsqlDataSource dataSource) : IProfile
             r => new HistoryEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetDouble(5), r.IsDBNull(6) ? null : r.GetString(6)),
             ("u", userId), ("after", afterId), ("n", limit));
 
+    public Dictionary<string, long> BackfilledVersions(int partition) =>
+        Query("SELECT segment_id, version FROM backfills WHERE partition = @p", r => (r.GetString(0), r.GetInt64(1)), ("p", partition))
+            .ToDictionary(r => r.Item1, r => r.Item2, StringComparer.Ordinal);
+
+    public void MarkBackfilled(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills)
+    {
+        using var connection = dataSource.OpenConnection();
+        using var transaction = connection.BeginTransaction();
+        foreach (var (segmentId, version) in backfills)
+        {
+            if (version is { } v)
+            {
+                PostgresDatabase.Execute(connection, transaction,
+                    "INSERT INTO backfills(partition, segment_id, version) VALUES (@p, @s, @v) ON CONFLICT (partition, segment_id) DO UPDATE SET version = excluded.version",
+                    ("p", partition), ("s", segmentId), ("v", v));
+            }
+            else
+            {
+                PostgresDatabase.Execute(connection, transaction, "DELETE FROM backfills WHERE partition = @p AND segment_id = @s", ("p", partition), ("s", segmentId));
+            }
+        }
+
+        transaction.Commit();
+    }
+
     private List<T> Query<T>(string sql, Func<NpgsqlDataReader, T> map, params (string Name, object? Value)[] parameters)
     {
         using var connection = dataSource.OpenConnection();
