@@ -32,7 +32,6 @@ public sealed partial class KafkaSiloHost : BackgroundService
     private readonly Dictionary<int, Slot> _slots = [];
     private readonly Lock _slotsGate = new();
     private IProducer<string, byte[]>? _producer;
-    private volatile bool _running;
 
     public KafkaSiloHost(KafkaOptions kafka, SiloOptions options, IProfileStoreFactory stores, SegmentService segments,
         TimeProvider time, ILogger<KafkaSiloHost> logger)
@@ -54,8 +53,6 @@ public sealed partial class KafkaSiloHost : BackgroundService
             }
         };
     }
-
-    public bool IsRunning => _running;
 
     /// <summary>The partitions this instance owns now.</summary>
     public IReadOnlyList<int> Partitions
@@ -90,7 +87,6 @@ public sealed partial class KafkaSiloHost : BackgroundService
             .SetErrorHandler((_, error) => LogKafkaError(error.Reason))
             .Build();
         consumer.Subscribe(_kafka.Topics.UserEvents);
-        _running = true;
         var lastMaintain = 0L;
         try
         {
@@ -127,8 +123,6 @@ public sealed partial class KafkaSiloHost : BackgroundService
         }
         finally
         {
-            _running = false;
-
             // Close leaves the group: the revocation handler stops every worker, which writes behind, then commits.
             try
             {
