@@ -10,11 +10,13 @@ namespace Audience.Silo.Kafka;
 /// the sequence number up to which everything is durable, to commit it as the group's offset.
 /// A message's sequence number is its offset + 1, so that 0 means "nothing applied".
 /// </summary>
-public sealed class KafkaPartitionSource(int partition) : IPartitionSource, IDisposable
+public sealed class KafkaPartitionSource(string topic, int partition) : IPartitionSource, IDisposable
 {
     private readonly ConcurrentQueue<LoggedEvent> _queue = new();
     private readonly WakeSignal _signal = new();
     private long _durable = -1;
+
+    public string Topic => topic;
 
     public int Partition => partition;
 

@@ -148,7 +148,7 @@ public sealed partial class KafkaSiloHost : BackgroundService
 
     private Slot Start(int partition)
     {
-        var source = new KafkaPartitionSource(partition);
+        var source = new KafkaPartitionSource(_kafka.Topics.UserEvents, partition);
         var outputs = new KafkaOutputs(_producer!, _kafka.Topics);
         var worker = new PartitionWorker(source, _stores.Open(), _stores.Open(), _options, _index, outputs, _time, _logger);
         var stop = new CancellationTokenSource();
@@ -164,7 +164,7 @@ public sealed partial class KafkaSiloHost : BackgroundService
     /// <summary>Stops the workers of partitions this instance gives up, and commits what they made durable.</summary>
     private void Release(IConsumer<string?, byte[]> consumer, List<TopicPartition> partitions, bool commit)
     {
-        var offsets = new List<TopicPartitionOffset>();
+        var released = new List<(TopicPartition Partition, Slot Slot)>();
         foreach (var tp in partitions)
         {
             Slot? slot;
@@ -187,28 +187,49 @@ public sealed partial class KafkaSiloHost : BackgroundService
                 LogWorkerEnded(e.InnerException!, tp.Partition.Value);
             }
 
-            if (commit && slot.Source.DurableOffset > slot.Committed)
-            {
-                offsets.Add(new TopicPartitionOffset(tp, slot.Source.DurableOffset));
-            }
+            released.Add((tp, slot));
+        }
 
+        if (commit)
+        {
+            CommitDurable(consumer, released);
+        }
+
+        foreach (var (_, slot) in released)
+        {
             slot.Dispose();
         }
 
-        if (offsets.Count > 0)
+        LogReleased(partitions, commit);
+    }
+
+    /// <summary>
+    /// Commits each partition's durable offset that is past its last commit. A failed commit is retried in the
+    /// next round, or, for a released partition, its next owner replays from the previous commit (profiles skip
+    /// what they already applied).
+    /// </summary>
+    private void CommitDurable(IConsumer<string?, byte[]> consumer, List<(TopicPartition Partition, Slot Slot)> slots)
+    {
+        var due = slots.Select(s => (s.Slot, Offset: new TopicPartitionOffset(s.Partition, s.Slot.Source.DurableOffset)))
+            .Where(d => d.Offset.Offset.Value > d.Slot.Committed)
+            .ToList();
+        if (due.Count == 0)
         {
-            try
-            {
-                consumer.Commit(offsets);
-            }
-            catch (KafkaException e)
-            {
-                // The new owner replays from the previous commit; profiles skip what they already applied.
-                LogKafkaError(e.Error.Reason);
-            }
+            return;
         }
 
-        LogReleased(partitions, commit);
+        try
+        {
+            consumer.Commit([.. due.Select(d => d.Offset)]);
+            foreach (var (slot, offset) in due)
+            {
+                slot.Committed = offset.Offset.Value;
+            }
+        }
+        catch (KafkaException e)
+        {
+            LogKafkaError(e.Error.Reason);
+        }
     }
 
     private void Route(ConsumeResult<string?, byte[]> result)
@@ -275,7 +296,7 @@ public sealed partial class KafkaSiloHost : BackgroundService
             slots = [.. _slots.Select(s => (s.Key, s.Value))];
         }
 
-        var offsets = new List<TopicPartitionOffset>();
+        var running = new List<(TopicPartition Partition, Slot Slot)>();
         foreach (var (partition, slot) in slots)
         {
             var tp = new TopicPartition(_kafka.Topics.UserEvents, partition);
@@ -285,11 +306,7 @@ public sealed partial class KafkaSiloHost : BackgroundService
                 continue;
             }
 
-            var durable = slot.Source.DurableOffset;
-            if (durable > slot.Committed)
-            {
-                offsets.Add(new TopicPartitionOffset(tp, durable));
-            }
+            running.Add((tp, slot));
 
             var queued = slot.Source.Queued;
             if (!slot.Paused && queued > _kafka.MaxQueuedPerPartition)
@@ -304,23 +321,7 @@ public sealed partial class KafkaSiloHost : BackgroundService
             }
         }
 
-        if (offsets.Count == 0)
-        {
-            return;
-        }
-
-        try
-        {
-            consumer.Commit(offsets);
-            foreach (var offset in offsets)
-            {
-                slots.First(s => s.Partition == offset.Partition.Value).Slot.Committed = offset.Offset.Value;
-            }
-        }
-        catch (KafkaException e)
-        {
-            LogKafkaError(e.Error.Reason);
-        }
+        CommitDurable(consumer, running);
     }
 
     /// <summary>

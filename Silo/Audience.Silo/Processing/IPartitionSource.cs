@@ -9,6 +9,9 @@ namespace Audience.Silo.Processing;
 /// </summary>
 public interface IPartitionSource
 {
+    /// <summary>Where the events come from, as a dead letter names its origin.</summary>
+    string Topic { get; }
+
     int Partition { get; }
 
     /// <summary>The sequence number after which the worker starts reading.</summary>
@@ -36,6 +39,8 @@ public interface IPartitionSource
 public sealed class LogPartitionSource(EventLog log, Database database, int partition) : IPartitionSource, IDisposable
 {
     private readonly Microsoft.Data.Sqlite.SqliteConnection _connection = database.Open(durable: false);
+
+    public string Topic => "embedded-log";
 
     public int Partition => partition;
 

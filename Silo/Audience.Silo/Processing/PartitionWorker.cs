@@ -227,7 +227,7 @@ internal sealed partial class PartitionWorker : IDisposable
         {
             // Events are validated on the way in, so this is a bug; skip the event rather than stop the partition.
             LogEventFailed(ex, e.EventId, _partition);
-            _outputs.DeadLetter(new DeadLetterMessage(ex.Message, "partition", _partition, logged.Seq - 1, e.UserId,
+            _outputs.DeadLetter(new DeadLetterMessage(ex.Message, _source.Topic, _partition, logged.Seq - 1, e.UserId,
                 JsonSerializer.Serialize(e, SiloJsonContext.Default.UserEvent), _time.GetUtcNow()));
         }
 

@@ -83,9 +83,14 @@ public sealed partial class SegmentService : ISegmentGraph
     /// <summary>Refreshes every segment the store or this process knows: the safety net behind <see cref="Refresh"/>.</summary>
     public void RefreshAll()
     {
-        foreach (var id in _store.All().Select(r => r.Id).Union(_records.Keys).ToList())
+        lock (_gate)
         {
-            Refresh(id);
+            // Under the gate, like every change made here, so the read and what is held agree.
+            var stored = _store.All().ToDictionary(r => r.Id, StringComparer.Ordinal);
+            foreach (var id in stored.Keys.Union(_records.Keys).ToList())
+            {
+                Apply(id, stored.GetValueOrDefault(id));
+            }
         }
     }
 
@@ -98,32 +103,37 @@ public sealed partial class SegmentService : ISegmentGraph
     {
         lock (_gate)
         {
-            var stored = _store.Find(id);
-            var held = _records.GetValueOrDefault(id);
-            if (stored is null)
-            {
-                if (held is null)
-                {
-                    return false;
-                }
+            return Apply(id, _store.Find(id));
+        }
+    }
 
-                _index.Remove(id);
-                _records.TryRemove(id, out _);
-                Changed?.Invoke(new SegmentChange(id, held.Version + 1, Deleted: true, new BackfillProgress(_partitions)));
-                return true;
-            }
-
-            if (held is not null && held.Version >= stored.Version)
+    /// <summary>Brings the held segment <paramref name="id"/> to <paramref name="stored"/>, its definition in the store; under the gate.</summary>
+    private bool Apply(string id, SegmentRecord? stored)
+    {
+        var held = _records.GetValueOrDefault(id);
+        if (stored is null)
+        {
+            if (held is null)
             {
                 return false;
             }
 
-            Publish(stored);
-            var progress = new BackfillProgress(_partitions);
-            _progress[id] = progress;
-            Changed?.Invoke(new SegmentChange(id, stored.Version, Deleted: false, progress));
+            _index.Remove(id);
+            _records.TryRemove(id, out _);
+            Changed?.Invoke(new SegmentChange(id, held.Version + 1, Deleted: true, new BackfillProgress(_partitions)));
             return true;
         }
+
+        if (held is not null && held.Version >= stored.Version)
+        {
+            return false;
+        }
+
+        Publish(stored);
+        var progress = new BackfillProgress(_partitions);
+        _progress[id] = progress;
+        Changed?.Invoke(new SegmentChange(id, stored.Version, Deleted: false, progress));
+        return true;
     }
 
     /// <summary>Raised after a segment was saved or deleted; the Silo applies it to existing profiles.</summary>

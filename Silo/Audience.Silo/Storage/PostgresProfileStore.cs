@@ -11,13 +11,7 @@ namespace Audience.Silo.Storage;
 /// </summary>
 public sealed class PostgresProfileStore(NpgsqlDataSource dataSource) : IProfileStore
 {
-    public StoredProfile? Load(string userId)
-    {
-        using var connection = dataSource.OpenConnection();
-        return PostgresDatabase.Query(connection, "SELECT last_seq, next_timer, state, version FROM profiles WHERE user_id = @u",
-            r => new StoredProfile(userId, r.GetInt64(0), r.IsDBNull(1) ? null : r.GetInt64(1), (byte[])r.GetValue(2), r.GetInt64(3)),
-            ("u", userId)).SingleOrDefault();
-    }
+    public StoredProfile? Load(string userId) => LoadMany([userId]).GetValueOrDefault(userId);
 
     public Dictionary<string, StoredProfile> LoadMany(IReadOnlyCollection<string> userIds)
     {
