@@ -75,6 +75,11 @@ app.MapGet("/health/ready", (IServiceProvider services, SegmentService segments)
                 : Results.Problem("Kafka does not answer.", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
         }
 
+        if (services.GetRequiredService<EventLog>().Fault is { } fault)
+        {
+            return Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
+        }
+
         var silo = services.GetRequiredService<SiloHost>();
         return silo.IsRunning
             ? Results.Ok(new { status = "ready", mode = "embedded", segments = segments.List().Count, activeUsers = silo.ActiveActors })

@@ -41,8 +41,8 @@ internal static class KafkaThroughput
             var user = $"user-{random.Next(userCount)}";
             var purchase = random.Next(5) == 0;
             var e = new UserEvent($"e{i}", user, purchase ? "purchase" : "page_view", now.AddSeconds(-random.Next(86_400)),
-                purchase ? JsonSerializer.SerializeToElement(new { amount = random.Next(1, 500), category = "electronics" })
-                    : JsonSerializer.SerializeToElement(new { page = "/p/" + random.Next(100) }), null);
+                purchase ? RawJson.Parse(JsonSerializer.Serialize(new { amount = random.Next(1, 500), category = "electronics" }))
+                    : RawJson.Parse(JsonSerializer.Serialize(new { page = "/p/" + random.Next(100) })), null);
             return new Message<string, byte[]> { Key = user, Value = JsonSerializer.SerializeToUtf8Bytes(e, SiloJsonContext.Default.UserEvent) };
         }).ToList();
         Console.WriteLine($"{eventCount:N0} events of {messages.Average(m => m.Value.Length):F0} bytes for {userCount:N0} users, {Partitions} partitions, {segmentCount} segments");

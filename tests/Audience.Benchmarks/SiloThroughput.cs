@@ -57,10 +57,10 @@ internal static class SiloThroughput
             var kind = random.Next(10);
             var properties = kind switch
             {
-                < 2 => JsonSerializer.SerializeToElement(new { amount = random.Next(1, 500), category = "electronics" }),
-                < 3 when churn => JsonSerializer.SerializeToElement(new { country = "C" + random.Next(40), plan = "p" + random.Next(7), age = random.Next(18, 80) }),
-                < 3 => JsonSerializer.SerializeToElement(new { country = "C" + (userNumber % 40), plan = "p" + (userNumber % 7), age = 18 + (userNumber % 62) }),
-                _ => JsonSerializer.SerializeToElement(new { page = "/p/" + random.Next(100) }),
+                < 2 => RawJson.Parse(JsonSerializer.Serialize(new { amount = random.Next(1, 500), category = "electronics" })),
+                < 3 when churn => RawJson.Parse(JsonSerializer.Serialize(new { country = "C" + random.Next(40), plan = "p" + random.Next(7), age = random.Next(18, 80) })),
+                < 3 => RawJson.Parse(JsonSerializer.Serialize(new { country = "C" + (userNumber % 40), plan = "p" + (userNumber % 7), age = 18 + (userNumber % 62) })),
+                _ => RawJson.Parse(JsonSerializer.Serialize(new { page = "/p/" + random.Next(100) })),
             };
             var type = kind switch { < 2 => "purchase", < 3 => "identify", < 5 => "add_to_cart", _ => "page_view" };
             batch.Add(new UserEvent($"e{i}", user, type, now.AddSeconds(-random.Next(86_400)), properties, null));

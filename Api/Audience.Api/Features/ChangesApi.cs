@@ -8,6 +8,8 @@ namespace Audience.Api.Features;
 /// <summary><c>GET /api/changes</c>: membership changes as Server-Sent Events, in seed 004's user-segments format.</summary>
 public static class ChangesApi
 {
+    private const int MaxPerWrite = 256;
+
     public static RouteHandlerBuilder MapChangesApi(this IEndpointRouteBuilder routes) =>
         routes.MapGet("/api/changes", Stream).WithTags("Changes").WithName("StreamChanges")
             .WithSummary("Server-Sent Events: one 'membership' event per entry or exit; ?segmentId= filters.");
@@ -20,18 +22,29 @@ public static class ChangesApi
         }
 
         var aborted = context.RequestAborted;
-        var reader = feed.Subscribe(segmentId, aborted);
+        using var subscription = feed.Subscribe(segmentId);
         var response = context.Response;
         response.Headers.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";
         await response.WriteAsync(": subscribed\n\n", aborted);
         await response.Body.FlushAsync(aborted);
+        var changes = new List<MembershipChangeMessage>(MaxPerWrite);
+        var missed = 0L;
         try
         {
-            while (await reader.WaitToReadAsync(aborted))
+            while (true)
             {
-                while (reader.TryRead(out var change))
+                changes.Clear();
+                await subscription.ReadAsync(changes, MaxPerWrite, aborted);
+                if (subscription.Missed != missed)
+                {
+                    // This reader fell behind the feed's buffer; say so, so a client knows to resynchronise.
+                    await response.WriteAsync($": missed {subscription.Missed - missed} changes\n\n", aborted);
+                    missed = subscription.Missed;
+                }
+
+                foreach (var change in changes)
                 {
                     var json = JsonSerializer.Serialize(change, SiloJsonContext.Default.MembershipChangeMessage);
                     await response.WriteAsync("event: membership\ndata: " + json + "\n\n", aborted);

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Audience.Rules;
 using Audience.Silo;
 using Audience.Silo.Contracts;
 using Audience.Silo.Storage;
@@ -24,102 +23,94 @@ public static class EventsApi
         return group;
     }
 
+    /// <summary>The largest batch body: the most events, each at its largest.</summary>
+    public const int MaxBatchBytes = 4 * 1024 * 1024;
+
     private static async Task<IResult> PostEvent(HttpRequest request, IEventSink log, TimeProvider time, CancellationToken cancellationToken)
     {
-        var (document, problem) = await JsonBody.ReadAsync(request, cancellationToken);
+        var (body, problem) = await JsonBody.ReadBytesAsync(request, EventLimits.MaxEventBytes, cancellationToken);
         if (problem is not null)
         {
             return problem;
         }
 
-        using (document)
+        UserEvent? e;
+        using (body)
         {
-            if (!EventReader.TryRead(document!.RootElement, time.GetUtcNow(), out var e, out var error))
+            if (!EventParser.TryRead(body.Memory, time.GetUtcNow(), out e, out var error))
             {
                 return Problems.BadRequest(error!, "The event is not valid");
             }
+        }
 
-            try
-            {
-                var result = (await log.AppendAsync([e!], cancellationToken))[0];
-                return TypedResults.Accepted((string?)null, new EventAccepted(result.EventId, result.Duplicate ? "duplicate" : "accepted"));
-            }
-            catch (EventLogUnavailableException)
-            {
-                return Problems.Unavailable("The event log cannot store events right now; nothing was accepted.", 1);
-            }
+        try
+        {
+            var result = (await log.AppendAsync([e!], cancellationToken))[0];
+            return TypedResults.Accepted((string?)null, new EventAccepted(result.EventId, result.Duplicate ? "duplicate" : "accepted"));
+        }
+        catch (EventLogUnavailableException unavailable)
+        {
+            return Problems.Unavailable(unavailable.Message + " Nothing was accepted.", 1);
         }
     }
 
     private static async Task<IResult> PostBatch(HttpRequest request, IEventSink log, TimeProvider time, CancellationToken cancellationToken)
     {
-        var (document, problem) = await JsonBody.ReadAsync(request, cancellationToken);
+        var (body, problem) = await JsonBody.ReadBytesAsync(request, MaxBatchBytes, cancellationToken);
         if (problem is not null)
         {
             return problem;
         }
 
-        using (document)
+        BatchRead batch;
+        using (body)
         {
-            var root = document!.RootElement;
-            if (root.ValueKind != JsonValueKind.Array)
-            {
-                return Problems.BadRequest($"A batch is a JSON array of events, not {EventReader.Describe(root)}.", "The batch is not valid");
-            }
-
-            var count = root.GetArrayLength();
-            if (count == 0)
-            {
-                return Problems.BadRequest("The batch is empty.", "The batch is not valid");
-            }
-
-            if (count > MaxBatch)
-            {
-                return Problems.TooLarge($"A batch may hold at most {MaxBatch} events; this one has {count}.");
-            }
-
-            var now = time.GetUtcNow();
-            var results = new BatchItem[count];
-            var valid = new List<UserEvent>(count);
-            var positions = new List<int>(count);
-            var index = 0;
-            foreach (var item in root.EnumerateArray())
-            {
-                if (EventReader.TryRead(item, now, out var e, out var error))
-                {
-                    valid.Add(e!);
-                    positions.Add(index);
-                }
-                else
-                {
-                    results[index] = new BatchItem(index, null, "rejected", error);
-                }
-
-                index++;
-            }
-
-            if (valid.Count == 0)
-            {
-                return TypedResults.Problem("No event in the batch is valid; see results.", statusCode: StatusCodes.Status400BadRequest,
-                    title: "The batch is not valid", extensions: new Dictionary<string, object?> { ["results"] = results });
-            }
-
-            try
-            {
-                var appended = await log.AppendAsync(valid, cancellationToken);
-                for (var i = 0; i < appended.Length; i++)
-                {
-                    results[positions[i]] = new BatchItem(positions[i], appended[i].EventId, appended[i].Duplicate ? "duplicate" : "accepted", null);
-                }
-            }
-            catch (EventLogUnavailableException)
-            {
-                return Problems.Unavailable("The event log cannot store events right now; nothing was accepted.", 1);
-            }
-
-            return TypedResults.Accepted((string?)null, new BatchAccepted(
-                results.Count(r => r.Status == "accepted"), results.Count(r => r.Status == "duplicate"), results.Count(r => r.Status == "rejected"), results));
+            batch = EventParser.ReadBatch(body.Memory, time.GetUtcNow(), MaxBatch);
         }
+
+        if (batch.Error is { } error)
+        {
+            return batch.TooLarge ? Problems.TooLarge(error) : Problems.BadRequest(error, "The batch is not valid");
+        }
+
+        var results = new BatchItem[batch.Items.Count];
+        var valid = new List<UserEvent>(batch.Items.Count);
+        var positions = new List<int>(batch.Items.Count);
+        for (var index = 0; index < batch.Items.Count; index++)
+        {
+            var (e, itemError) = batch.Items[index];
+            if (e is not null)
+            {
+                valid.Add(e);
+                positions.Add(index);
+            }
+            else
+            {
+                results[index] = new BatchItem(index, null, "rejected", itemError);
+            }
+        }
+
+        if (valid.Count == 0)
+        {
+            return TypedResults.Problem("No event in the batch is valid; see results.", statusCode: StatusCodes.Status400BadRequest,
+                title: "The batch is not valid", extensions: new Dictionary<string, object?> { ["results"] = results });
+        }
+
+        try
+        {
+            var appended = await log.AppendAsync(valid, cancellationToken);
+            for (var i = 0; i < appended.Length; i++)
+            {
+                results[positions[i]] = new BatchItem(positions[i], appended[i].EventId, appended[i].Duplicate ? "duplicate" : "accepted", null);
+            }
+        }
+        catch (EventLogUnavailableException unavailable)
+        {
+            return Problems.Unavailable(unavailable.Message + " Nothing was accepted.", 1);
+        }
+
+        return TypedResults.Accepted((string?)null, new BatchAccepted(
+            results.Count(r => r.Status == "accepted"), results.Count(r => r.Status == "duplicate"), results.Count(r => r.Status == "rejected"), results));
     }
 
     public sealed record EventAccepted(string EventId, string Status);

@@ -41,30 +41,123 @@ internal static class Problems
     }
 }
 
-/// <summary>Reads a JSON request body into a document, turning every way it can be wrong into a 4xx.</summary>
+/// <summary>A request body read into a pooled buffer; dispose it to give the buffer back.</summary>
+internal readonly struct RequestBody(byte[] buffer, int length) : IDisposable
+{
+    public ReadOnlyMemory<byte> Memory => buffer.AsMemory(0, length);
+
+    public void Dispose() => System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+}
+
+/// <summary>Reads JSON request bodies, turning every way they can be wrong into a 4xx.</summary>
 internal static class JsonBody
 {
-    public static async Task<(System.Text.Json.JsonDocument? Document, IResult? Problem)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the whole body, at most <paramref name="maxBytes"/>, into a pooled buffer. Only JSON is taken
+    /// (<c>application/json</c>, with parameters such as charset, or any <c>+json</c> type): a request without a
+    /// content type is refused too, since a cross-site page may send such a request without asking first.
+    /// </summary>
+    public static async Task<(RequestBody Body, IResult? Problem)> ReadBytesAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
     {
-        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) && !type.Contains("+json", StringComparison.OrdinalIgnoreCase))
+        if (UnsupportedType(request) is { } unsupported)
         {
-            return (null, TypedResults.Problem($"Send JSON with Content-Type: application/json, not {type}.", statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type"));
+            return (default, unsupported);
         }
 
+        if (request.ContentLength > maxBytes)
+        {
+            return (default, TooLarge(maxBytes));
+        }
+
+        var pool = System.Buffers.ArrayPool<byte>.Shared;
+        var buffer = pool.Rent((int)Math.Clamp(request.ContentLength ?? 4096, 256, maxBytes + 1L));
+        var length = 0;
         try
         {
-            var document = await System.Text.Json.JsonDocument.ParseAsync(request.Body,
-                new System.Text.Json.JsonDocumentOptions { MaxDepth = 32 }, cancellationToken).ConfigureAwait(false);
-            return (document, null);
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            var where = e.LineNumber is { } line ? $" at line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1}" : string.Empty;
-            return (null, Problems.BadRequest($"The body is not valid JSON{where}.", "Malformed JSON"));
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    var larger = pool.Rent(Math.Min(buffer.Length * 2, maxBytes + 1));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    pool.Return(buffer);
+                    buffer = larger;
+                }
+
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    return (new RequestBody(buffer, length), null);
+                }
+
+                length += read;
+                if (length > maxBytes)
+                {
+                    pool.Return(buffer);
+                    return (default, TooLarge(maxBytes));
+                }
+            }
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return (null, Problems.TooLarge($"The body is larger than the limit of {request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize} bytes."));
+            pool.Return(buffer);
+            return (default, TooLarge(maxBytes));
+        }
+        catch
+        {
+            pool.Return(buffer);
+            throw;
         }
     }
+
+    /// <summary>
+    /// Reads a JSON document, at most <paramref name="maxBytes"/>, whose every name and string is valid Unicode;
+    /// keys repeated in one object are left to the caller, which knows where they matter.
+    /// </summary>
+    public static async Task<(System.Text.Json.JsonDocument? Document, IResult? Problem)> ReadAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    {
+        var (body, problem) = await ReadBytesAsync(request, maxBytes, cancellationToken).ConfigureAwait(false);
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
+
+        using (body)
+        {
+            try
+            {
+                var document = System.Text.Json.JsonDocument.Parse(body.Memory.ToArray(), new System.Text.Json.JsonDocumentOptions { MaxDepth = 64 });
+                if (Silo.Contracts.EventParser.FindInvalidText(body.Memory.Span, rejectDuplicates: false) is { } invalid)
+                {
+                    document.Dispose();
+                    return (null, Problems.BadRequest(invalid, "The request is not valid"));
+                }
+
+                return (document, null);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                var where = e.LineNumber is { } line ? $" at line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1}" : string.Empty;
+                return (null, Problems.BadRequest($"The body is not valid JSON{where}.", "Malformed JSON"));
+            }
+        }
+    }
+
+    private static Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult? UnsupportedType(HttpRequest request)
+    {
+        var type = request.ContentType;
+        if (type is not null && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(type, out var media)
+            && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase)))
+        {
+            return null;
+        }
+
+        return TypedResults.Problem(type is null
+                ? "Send JSON with Content-Type: application/json; a request without a content type is not accepted."
+                : $"Send JSON with Content-Type: application/json, not {type}.",
+            statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type");
+    }
+
+    private static IResult TooLarge(long maxBytes) =>
+        Problems.TooLarge($"The body is larger than the limit of {maxBytes} bytes.");
 }

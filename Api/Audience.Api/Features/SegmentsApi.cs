@@ -12,6 +12,9 @@ namespace Audience.Api.Features;
 /// <summary>Segment authoring and segment queries under <c>/api/segments</c>.</summary>
 public static class SegmentsApi
 {
+    /// <summary>The largest segment body; a rule is at most 16 KiB of text, and its JSON form a few times that.</summary>
+    public const int MaxBodyBytes = 1024 * 1024;
+
     public static RouteGroupBuilder MapSegmentsApi(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/api/segments").WithTags("Segments");
@@ -154,7 +157,7 @@ public static class SegmentsApi
     /// </summary>
     private static async Task<(SegmentDraft? Draft, IResult? Problem)> ReadDraft(HttpRequest request, bool allowId, CancellationToken cancellationToken)
     {
-        var (document, problem) = await JsonBody.ReadAsync(request, cancellationToken);
+        var (document, problem) = await JsonBody.ReadAsync(request, MaxBodyBytes, cancellationToken);
         if (problem is not null)
         {
             return (null, problem);
@@ -165,7 +168,16 @@ public static class SegmentsApi
             var root = document!.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
-                return (null, Problems.BadRequest($"A segment is a JSON object, not {EventReader.Describe(root)}."));
+                return (null, Problems.BadRequest($"A segment is a JSON object, not {Describe(root)}."));
+            }
+
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var property in root.EnumerateObject())
+            {
+                if (!names.Add(property.Name))
+                {
+                    return (null, Problems.BadRequest($"'{property.Name}' appears twice in the segment."));
+                }
             }
 
             string? Text(string name, int max, out IResult? error)
@@ -223,12 +235,22 @@ public static class SegmentsApi
                     ruleJson = given.GetRawText();
                     break;
                 default:
-                    return (null, Problems.BadRequest($"'{(hasRule ? "rule" : "rules")}' must be rule text or a condition object, not {EventReader.Describe(given)}."));
+                    return (null, Problems.BadRequest($"'{(hasRule ? "rule" : "rules")}' must be rule text or a condition object, not {Describe(given)}."));
             }
 
             return (new SegmentDraft(id, name, description, type, ruleText, ruleJson), null);
         }
     }
+
+    private static string Describe(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        _ => "null",
+    };
 
     public sealed record BackfillResponse(long Processed, long Total);
 

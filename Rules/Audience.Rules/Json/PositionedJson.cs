@@ -71,6 +71,11 @@ internal static class PositionedJson
 
             return root;
         }
+        catch (PositionedJsonException e)
+        {
+            error = e.Diagnostic;
+            return null;
+        }
         catch (JsonException e)
         {
             var line = (int)(e.LineNumber ?? 0) + 1;
@@ -94,7 +99,12 @@ internal static class PositionedJson
                     while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
                     {
                         var nameSpan = SpanAt(bytes, lineStarts, (int)reader.TokenStartIndex, reader.ValueSpan.Length + 2);
-                        var name = reader.GetString()!;
+                        var name = Text(ref reader, nameSpan);
+                        if (node.Properties.Exists(p => p.Name == name))
+                        {
+                            throw new PositionedJsonException(new RuleDiagnostic(DiagnosticCodes.Syntax, $"the key '{name}' appears twice in one object", nameSpan));
+                        }
+
                         reader.Read();
                         node.Properties.Add((name, nameSpan, ReadValue(ref reader, bytes, lineStarts)));
                     }
@@ -114,12 +124,11 @@ internal static class PositionedJson
                 }
 
             case JsonTokenType.String:
-                return new PositionedNode
                 {
-                    Kind = JsonNodeKind.String,
-                    Span = SpanAt(bytes, lineStarts, start, reader.ValueSpan.Length + 2),
-                    Text = reader.GetString(),
-                };
+                    var span = SpanAt(bytes, lineStarts, start, reader.ValueSpan.Length + 2);
+                    return new PositionedNode { Kind = JsonNodeKind.String, Span = span, Text = Text(ref reader, span) };
+                }
+
             case JsonTokenType.Number:
                 return new PositionedNode
                 {
@@ -133,6 +142,19 @@ internal static class PositionedJson
                 return new PositionedNode { Kind = JsonNodeKind.False, Span = SpanAt(bytes, lineStarts, start, 5) };
             default:
                 return new PositionedNode { Kind = JsonNodeKind.Null, Span = SpanAt(bytes, lineStarts, start, 4) };
+        }
+    }
+
+    /// <summary>The string the reader is on; an escape that spells a lone surrogate is an error at its position.</summary>
+    private static string Text(ref Utf8JsonReader reader, SourceSpan span)
+    {
+        try
+        {
+            return reader.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw new PositionedJsonException(new RuleDiagnostic(DiagnosticCodes.Syntax, "the text is not valid Unicode (a lone surrogate or invalid UTF-8)", span));
         }
     }
 
@@ -163,4 +185,10 @@ internal static class PositionedJson
         var charOffset = Encoding.UTF8.GetCharCount(bytes, 0, byteOffset);
         return new SourceSpan(line + 1, column, charOffset, length);
     }
+}
+
+/// <summary>A structural error found while reading a JSON rule: a repeated key, or text that is not valid Unicode.</summary>
+internal sealed class PositionedJsonException(RuleDiagnostic diagnostic) : Exception(diagnostic.Message)
+{
+    public RuleDiagnostic Diagnostic { get; } = diagnostic;
 }

@@ -8,7 +8,55 @@ namespace Audience.Silo.Contracts;
 public static class EventValues
 {
     public static RuleEvent ToRuleEvent(UserEvent e) =>
-        new(e.EventType, e.Timestamp.ToUnixTimeMilliseconds(), e.Properties is { ValueKind: JsonValueKind.Object } p ? ToObject(p) : null);
+        new(e.EventType, e.Timestamp.ToUnixTimeMilliseconds(), e.Properties is { } p ? ToObject(p.Utf8.Span) : null);
+
+    /// <summary>Reads a JSON object that <see cref="EventParser"/> validated into rule values.</summary>
+    public static IReadOnlyDictionary<string, Value> ToObject(ReadOnlySpan<byte> utf8)
+    {
+        var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 64 });
+        reader.Read();
+        return ReadObject(ref reader);
+    }
+
+    private static Dictionary<string, Value> ReadObject(ref Utf8JsonReader reader)
+    {
+        var properties = new Dictionary<string, Value>(StringComparer.Ordinal);
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            var name = reader.GetString()!;
+            reader.Read();
+            properties[name] = ReadValue(ref reader);
+        }
+
+        return properties;
+    }
+
+    private static Value ReadValue(ref Utf8JsonReader reader)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.String:
+                return Value.FromString(reader.GetString()!);
+            case JsonTokenType.Number:
+                return reader.TryGetDecimal(out var d) ? Value.FromNumber(d) : Value.Null;
+            case JsonTokenType.True:
+                return Value.True;
+            case JsonTokenType.False:
+                return Value.False;
+            case JsonTokenType.StartObject:
+                return Value.FromObject(ReadObject(ref reader));
+            case JsonTokenType.StartArray:
+                var items = new List<Value>();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    items.Add(ReadValue(ref reader));
+                }
+
+                return Value.FromList([.. items]);
+            default:
+                return Value.Null;
+        }
+    }
 
     public static IReadOnlyDictionary<string, Value> ToObject(JsonElement element)
     {

@@ -9,8 +9,8 @@ public sealed record UserEvent(
     string UserId,
     string EventType,
     DateTimeOffset Timestamp,
-    JsonElement? Properties,
-    JsonElement? Context);
+    RawJson? Properties,
+    RawJson? Context);
 
 /// <summary>A membership change, in seed 004's <c>user-segments</c> format.</summary>
 public sealed record MembershipChangeMessage(
@@ -39,7 +39,7 @@ public sealed record OrderAnalyticsMessage(
     string UserId,
     DateTimeOffset Timestamp,
     decimal? Amount,
-    JsonElement? Properties,
+    RawJson? Properties,
     IReadOnlyList<string> Segments,
     decimal LifetimeValue,
     long OrderCount,

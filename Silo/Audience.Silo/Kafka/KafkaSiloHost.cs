@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Audience.Rules.Indexing;
 using Audience.Silo.Contracts;
 using Audience.Silo.Processing;
@@ -263,19 +262,10 @@ public sealed partial class KafkaSiloHost : BackgroundService
     /// <summary>Parses and validates a message; returns why it cannot be applied, or null.</summary>
     private static string? Read(ConsumeResult<string?, byte[]> result, DateTimeOffset received, out UserEvent? e)
     {
-        e = null;
-        try
+        if (!EventParser.TryRead(result.Message.Value ?? [], received, out e, out var error,
+                defaultEventId: $"evt_{result.Topic}_{result.Partition.Value}_{result.Offset.Value}"))
         {
-            using var document = JsonDocument.Parse(result.Message.Value ?? []);
-            if (!EventReader.TryRead(document.RootElement, received, out e, out var error,
-                    defaultEventId: $"evt_{result.Topic}_{result.Partition.Value}_{result.Offset.Value}"))
-            {
-                return error;
-            }
-        }
-        catch (JsonException ex)
-        {
-            return "The message is not JSON: " + ex.Message;
+            return error;
         }
 
         if (result.Message.Key != e!.UserId)

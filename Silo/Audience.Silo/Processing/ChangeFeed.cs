@@ -1,44 +1,115 @@
-using System.Collections.Concurrent;
-using System.Threading.Channels;
 using Audience.Silo.Contracts;
 
 namespace Audience.Silo.Processing;
 
 /// <summary>
-/// Broadcasts membership changes to live subscribers (the SSE endpoint). Each subscriber has a bounded buffer;
-/// a subscriber that falls behind loses its oldest changes rather than slowing the Silo down.
+/// Broadcasts membership changes to live subscribers (the SSE endpoint). Publishing writes each change once into a
+/// shared ring and wakes whoever waits, whatever the number of subscribers; each subscriber reads the ring at its
+/// own pace from its own position. A subscriber that falls more than the ring's size behind skips to the oldest
+/// change still held (it is told how many it missed), so a slow reader costs only itself and memory stays bounded.
 /// </summary>
 public sealed class ChangeFeed
 {
-    private const int BufferPerSubscriber = 10_000;
+    /// <summary>Changes kept for readers that lag; a reader further behind loses the oldest.</summary>
+    public const int Capacity = 16_384;
 
-    private readonly ConcurrentDictionary<Channel<MembershipChangeMessage>, string?> _subscribers = new();
+    private readonly MembershipChangeMessage?[] _ring = new MembershipChangeMessage?[Capacity];
+    private readonly Lock _gate = new();
+    private long _published;
+    private int _subscribers;
+    private TaskCompletionSource _next = NewSignal();
 
-    public int Subscribers => _subscribers.Count;
+    public int Subscribers => Volatile.Read(ref _subscribers);
 
-    public ChannelReader<MembershipChangeMessage> Subscribe(string? segmentId, CancellationToken unsubscribe)
-    {
-        var channel = Channel.CreateBounded<MembershipChangeMessage>(new BoundedChannelOptions(BufferPerSubscriber)
-        {
-            FullMode = BoundedChannelFullMode.DropOldest,
-            SingleReader = true,
-        });
-        _subscribers[channel] = segmentId;
-        unsubscribe.Register(() =>
-        {
-            _subscribers.TryRemove(channel, out _);
-            channel.Writer.TryComplete();
-        });
-        return channel.Reader;
-    }
+    /// <summary>Changes published so far: the position a new subscriber starts reading from.</summary>
+    public long Position => Interlocked.Read(ref _published);
 
     public void Publish(MembershipChangeMessage change)
     {
-        foreach (var (channel, segmentId) in _subscribers)
+        if (Volatile.Read(ref _subscribers) == 0)
         {
-            if (segmentId is null || segmentId == change.SegmentId)
+            return;
+        }
+
+        TaskCompletionSource woken;
+        lock (_gate)
+        {
+            // The slot first, then the count that makes it visible to readers, which read without the lock.
+            _ring[_published % Capacity] = change;
+            Interlocked.Increment(ref _published);
+            woken = _next;
+            Volatile.Write(ref _next, NewSignal());
+        }
+
+        woken.TrySetResult();
+    }
+
+    /// <summary>A subscription from now on; dispose it to leave.</summary>
+    public Subscription Subscribe(string? segmentId)
+    {
+        Interlocked.Increment(ref _subscribers);
+        return new Subscription(this, segmentId, Position);
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>One reader of the feed, with its own position; single-threaded, like the request that holds it.</summary>
+    public sealed class Subscription(ChangeFeed feed, string? segmentId, long position) : IDisposable
+    {
+        private long _position = position;
+        private int _disposed;
+
+        /// <summary>Changes that were overwritten before this reader got to them.</summary>
+        public long Missed { get; private set; }
+
+        /// <summary>Waits for changes after this reader's position and copies those of its segment into <paramref name="into"/>.</summary>
+        public async Task ReadAsync(List<MembershipChangeMessage> into, int max, CancellationToken cancellationToken)
+        {
+            while (true)
             {
-                channel.Writer.TryWrite(change);
+                // Taken before the position is read: a change published after that read completes this very task.
+                var next = Volatile.Read(ref feed._next).Task;
+                var published = Interlocked.Read(ref feed._published);
+                while (_position < published && into.Count < max)
+                {
+                    if (published - _position > Capacity)
+                    {
+                        Missed += published - Capacity - _position;
+                        _position = published - Capacity;
+                    }
+
+                    var change = feed._ring[_position % Capacity]!;
+                    if (Interlocked.Read(ref feed._published) - _position > Capacity)
+                    {
+                        // The writer lapped this reader while it read the slot, which may now hold a later change.
+                        published = Interlocked.Read(ref feed._published);
+                        continue;
+                    }
+
+                    _position++;
+                    if (segmentId is null || segmentId == change.SegmentId)
+                    {
+                        into.Add(change);
+                    }
+                }
+
+                if (into.Count > 0)
+                {
+                    return;
+                }
+
+                if (_position >= published)
+                {
+                    await next.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.Decrement(ref feed._subscribers);
             }
         }
     }

@@ -25,13 +25,24 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
 {
     private const int MaxEventsPerTransaction = 5_000;
 
+    /// <summary>Append requests waiting for the writer; beyond it callers get a 503 instead of waiting without bound.</summary>
+    public const int MaxQueuedRequests = 10_000;
+
+    private static readonly TimeSpan RetryAfterFault = TimeSpan.FromSeconds(1);
+
     private readonly Database _database;
     private readonly int _partitions;
     private readonly TimeProvider _time;
     private readonly ILogger<EventLog> _logger;
-    private readonly Channel<AppendRequest> _requests = Channel.CreateUnbounded<AppendRequest>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<AppendRequest> _requests = Channel.CreateBounded<AppendRequest>(new BoundedChannelOptions(MaxQueuedRequests)
+    {
+        SingleReader = true,
+        FullMode = BoundedChannelFullMode.Wait,
+    });
     private readonly Processing.WakeSignal[] _signals;
+    private readonly CancellationTokenSource _stopping = new();
     private readonly Task _writer;
+    private volatile string? _fault;
 
     public EventLog(Database database, int partitions, TimeProvider time, ILogger<EventLog> logger)
     {
@@ -45,13 +56,35 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
 
     public int Partitions => _partitions;
 
-    /// <summary>Appends events and returns once they are durable.</summary>
+    /// <summary>Why the log cannot take events now (the writer lost its database and is reopening it), or null.</summary>
+    public string? Fault => _fault;
+
+    /// <summary>
+    /// Appends events and returns once they are durable. Fails with <see cref="EventLogUnavailableException"/>, and
+    /// none of the events is stored, when the writer is down or too far behind.
+    /// </summary>
     public Task<AppendResult[]> AppendAsync(IReadOnlyList<UserEvent> events, CancellationToken cancellationToken = default)
     {
-        var request = new AppendRequest(events);
+        if (_fault is { } fault)
+        {
+            throw new EventLogUnavailableException($"The event log cannot store events right now ({fault}).", null);
+        }
+
+        // Encoded here, on the caller's thread: whatever is wrong with one request fails that request, never the writer.
+        var rows = new EncodedEvent[events.Count];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            var e = events[i];
+            rows[i] = new EncodedEvent(e.EventId, e.UserId, EventValues.PartitionOf(e.UserId, _partitions),
+                JsonSerializer.SerializeToUtf8Bytes(e, SiloJsonContext.Default.UserEvent));
+        }
+
+        var request = new AppendRequest(rows);
         if (!_requests.Writer.TryWrite(request))
         {
-            throw new InvalidOperationException("The event log is shut down.");
+            throw new EventLogUnavailableException(_stopping.IsCancellationRequested
+                ? "The event log is shut down."
+                : $"The event log has {MaxQueuedRequests} requests waiting to be written.", null);
         }
 
         return request.Completion.Task.WaitAsync(cancellationToken);
@@ -71,10 +104,50 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         Database.Query(connection, "SELECT seq, received_at, payload FROM events WHERE user_id = $u AND seq <= $upto AND received_at >= $since ORDER BY seq",
             ToLogged, ("$u", userId), ("$upto", uptoSeq), ("$since", receivedSince));
 
-    private static LoggedEvent ToLogged(SqliteDataReader reader) =>
-        new(reader.GetInt64(0), reader.GetInt64(1), JsonSerializer.Deserialize((byte[])reader.GetValue(2), SiloJsonContext.Default.UserEvent)!);
+    private static LoggedEvent ToLogged(SqliteDataReader reader)
+    {
+        var receivedAt = reader.GetInt64(1);
+        // Events were checked on the way in; one that no longer reads (a format change) is passed over, not applied.
+        EventParser.TryRead((byte[])reader.GetValue(2), DateTimeOffset.FromUnixTimeMilliseconds(receivedAt), out var e, out _);
+        return new LoggedEvent(reader.GetInt64(0), receivedAt, e);
+    }
 
+    /// <summary>
+    /// The single writer. A failure of one group of appends fails those requests only; a failure of the writer
+    /// itself (its connection is gone) fails what is queued, marks the log unavailable (readiness reports why), and
+    /// reopens the database after a pause, so the log recovers without a restart.
+    /// </summary>
     private async Task WriteLoop()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await WriteGroups().ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e)
+            {
+                _fault = e.Message;
+                LogWriterFailed(e);
+                while (_requests.Reader.TryRead(out var request))
+                {
+                    request.Completion.TrySetException(new EventLogUnavailableException("The event log could not store the events.", e));
+                }
+            }
+
+            try
+            {
+                await Task.Delay(RetryAfterFault, _time, _stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task WriteGroups()
     {
         using var connection = _database.Open();
         using var insert = connection.CreateCommand();
@@ -86,6 +159,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         var payload = insert.Parameters.Add("$payload", SqliteType.Blob);
         var batch = new List<AppendRequest>();
         var touched = new bool[_partitions];
+        _fault = null;
 
         while (await _requests.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
@@ -94,7 +168,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
             while (count < MaxEventsPerTransaction && _requests.Reader.TryRead(out var request))
             {
                 batch.Add(request);
-                count += request.Events.Count;
+                count += request.Events.Length;
             }
 
             Array.Clear(touched);
@@ -106,25 +180,25 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                 var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
                 foreach (var request in batch)
                 {
-                    for (var i = 0; i < request.Events.Count; i++)
+                    for (var i = 0; i < request.Events.Length; i++)
                     {
                         var e = request.Events[i];
-                        var p = EventValues.PartitionOf(e.UserId, _partitions);
-                        partition.Value = p;
+                        partition.Value = e.Partition;
                         user.Value = e.UserId;
                         id.Value = e.EventId;
                         at.Value = now;
-                        payload.Value = JsonSerializer.SerializeToUtf8Bytes(e, SiloJsonContext.Default.UserEvent);
+                        payload.Value = e.Payload;
                         var inserted = insert.ExecuteNonQuery() == 1;
                         request.Results[i] = new AppendResult(e.EventId, !inserted);
-                        touched[p] |= inserted;
+                        touched[e.Partition] |= inserted;
                     }
                 }
 
                 transaction.Commit();
             }
-            catch (Exception e) when (e is SqliteException or IOException)
+            catch (SqliteException e) when (connection.State == System.Data.ConnectionState.Open)
             {
+                // This group could not be stored (a full disk, a locked file): fail its requests, keep writing.
                 LogAppendFailed(e, count);
                 foreach (var request in batch)
                 {
@@ -132,6 +206,15 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                 }
 
                 continue;
+            }
+            catch (Exception)
+            {
+                foreach (var request in batch)
+                {
+                    request.Completion.TrySetException(new EventLogUnavailableException("The event log could not store the events.", null));
+                }
+
+                throw;
             }
 
             foreach (var request in batch)
@@ -168,8 +251,15 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _requests.Writer.TryComplete();
+        // Registered as itself and as the event sink, so the container disposes it twice.
+        if (!_requests.Writer.TryComplete())
+        {
+            return;
+        }
+
         await _writer.ConfigureAwait(false);
+        _stopping.Cancel();
+        _stopping.Dispose();
         foreach (var signal in _signals)
         {
             signal.Dispose();
@@ -179,15 +269,20 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "Appending {Count} events to the log failed")]
     private partial void LogAppendFailed(Exception exception, int count);
 
-    private sealed class AppendRequest(IReadOnlyList<UserEvent> events)
-    {
-        public IReadOnlyList<UserEvent> Events { get; } = events;
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "The event log writer failed; it reopens the database and goes on")]
+    private partial void LogWriterFailed(Exception exception);
 
-        public AppendResult[] Results { get; } = new AppendResult[events.Count];
+    private readonly record struct EncodedEvent(string EventId, string UserId, int Partition, byte[] Payload);
+
+    private sealed class AppendRequest(EncodedEvent[] events)
+    {
+        public EncodedEvent[] Events { get; } = events;
+
+        public AppendResult[] Results { get; } = new AppendResult[events.Length];
 
         public TaskCompletionSource<AppendResult[]> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
 
 /// <summary>The log cannot take events right now; the caller should answer 503 and let the client retry.</summary>
-public sealed class EventLogUnavailableException(string message, Exception inner) : Exception(message, inner);
+public sealed class EventLogUnavailableException(string message, Exception? inner) : Exception(message, inner);
