@@ -33,8 +33,8 @@ public sealed record RuleDependencies(
     IReadOnlySet<string> Segments,
     bool TimeDependent);
 
-/// <summary>A rule after checking; only a rule without errors can be compiled.</summary>
-public sealed record CheckedRule(Condition Rule, RuleDependencies Dependencies, IReadOnlyList<RuleDiagnostic> Errors)
+/// <summary>A rule after checking; only a rule without errors can be compiled. <see cref="Cost"/> is per event (see <see cref="RuleCost"/>).</summary>
+public sealed record CheckedRule(Condition Rule, RuleDependencies Dependencies, IReadOnlyList<RuleDiagnostic> Errors, long Cost = 0)
 {
     public bool IsValid => Errors.Count == 0;
 }
@@ -62,14 +62,36 @@ public static class RuleChecker
     public static CheckedRule Check(ParseResult parsed, ISegmentGraph? segments = null, string? selfSegmentId = null, RuleLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(parsed);
-        var walker = new Walker(parsed.Spans, segments, selfSegmentId, limits ?? RuleLimits.Default);
+        limits ??= RuleLimits.Default;
+        var walker = new Walker(parsed.Spans, segments, selfSegmentId, limits);
         walker.Condition(parsed.Rule, inFilter: false);
         walker.CheckSize(parsed.Rule);
+        var (cost, costliest, costliestCost) = RuleCost.Of(parsed.Rule, limits);
+        if (cost > limits.MaxCost && parsed.Errors.Count == 0)
+        {
+            walker.Errors.Add(new RuleDiagnostic(DiagnosticCodes.TooCostly,
+                $"the rule costs about {cost:N0} units per event, more than the {limits.MaxCost:N0} one segment may; its costliest part, "
+                + $"{Describe(costliest)}, costs {costliestCost:N0}. Text searches (contains) cost in proportion to their pattern and to the "
+                + $"longest text an event may carry ({limits.MaxEventTextBytes:N0} bytes): use shorter patterns, ==, startsWith, or fewer aggregates",
+                parsed.Spans[costliest]));
+        }
+
         var errors = parsed.Errors.Concat(walker.Errors)
             .DistinctBy(e => (e.Span.Offset, e.Message))
             .OrderBy(e => e.Span.Line).ThenBy(e => e.Span.Column)
             .ToList();
-        return new CheckedRule(parsed.Rule, walker.Dependencies(), errors);
+        return new CheckedRule(parsed.Rule, walker.Dependencies(), errors, cost);
+    }
+
+    private static string Describe(object node)
+    {
+        var text = node switch
+        {
+            Condition condition => RulePrinter.Print(condition),
+            Operand operand => RulePrinter.Print(operand),
+            _ => "the rule",
+        };
+        return text.Length > 120 ? "'" + text[..117] + "...'" : "'" + text + "'";
     }
 
     internal static ProfileFields FieldFlag(string name) => name switch

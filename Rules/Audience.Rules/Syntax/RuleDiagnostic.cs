@@ -29,6 +29,7 @@ public static class DiagnosticCodes
     public const string UnknownSegment = "unknown-segment";
     public const string Cycle = "cycle";
     public const string InvalidLiteral = "invalid-literal";
+    public const string TooCostly = "too-costly";
 }
 
 /// <summary>Bounds that keep any rule cheap to store, check and evaluate.</summary>
@@ -53,6 +54,15 @@ public sealed record RuleLimits
 
     /// <summary>Windowed aggregates in one rule.</summary>
     public int MaxAggregates { get; init; } = 16;
+
+    /// <summary>The longest text an event may carry in one property, in bytes: what string operations are costed at.</summary>
+    public int MaxEventTextBytes { get; init; } = 8 * 1024;
+
+    /// <summary>Cost per event of one rule (<see cref="Checking.RuleCost"/>).</summary>
+    public long MaxCost { get; init; } = 20_000;
+
+    /// <summary>Cost per event of all segments together.</summary>
+    public long MaxTotalCost { get; init; } = 2_000_000;
 }
 
 /// <summary>

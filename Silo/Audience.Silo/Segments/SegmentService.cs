@@ -55,6 +55,7 @@ public sealed partial class SegmentService : ISegmentGraph
     private readonly int _partitions;
     private readonly ConcurrentDictionary<string, SegmentRecord> _records = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, BackfillProgress> _progress = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _costs = new(StringComparer.Ordinal);
 
     public SegmentService(ISegmentStore store, SegmentIndex index, TimeProvider time, int partitions)
     {
@@ -78,6 +79,7 @@ public sealed partial class SegmentService : ISegmentGraph
         }
 
         _records[record.Id] = record;
+        _costs[record.Id] = checkedRule.Cost;
     }
 
     /// <summary>Refreshes every segment the store or this process knows: the safety net behind <see cref="Refresh"/>.</summary>
@@ -120,6 +122,7 @@ public sealed partial class SegmentService : ISegmentGraph
 
             _index.Remove(id);
             _records.TryRemove(id, out _);
+            _costs.TryRemove(id, out _);
             Changed?.Invoke(new SegmentChange(id, held.Version + 1, Deleted: true, new BackfillProgress(_partitions)));
             return true;
         }
@@ -215,6 +218,7 @@ public sealed partial class SegmentService : ISegmentGraph
 
             _index.Remove(id);
             _records.TryRemove(id, out _);
+            _costs.TryRemove(id, out _);
             var progress = new BackfillProgress(_partitions);
             Changed?.Invoke(new SegmentChange(id, record.Version + 1, Deleted: true, progress));
             return new SegmentResult(Info(record) with { Status = "deleted" }, []);
@@ -227,6 +231,16 @@ public sealed partial class SegmentService : ISegmentGraph
         if (!checkedRule.IsValid)
         {
             return new SegmentResult(null, checkedRule.Errors);
+        }
+
+        var others = _costs.Where(c => c.Key != id).Sum(c => c.Value);
+        var limit = RuleLimits.Default.MaxTotalCost;
+        if (others + checkedRule.Cost > limit)
+        {
+            return new SegmentResult(null, [new RuleDiagnostic(DiagnosticCodes.TooCostly,
+                $"this rule costs about {checkedRule.Cost:N0} units per event and the other segments {others:N0}; together they may cost at most "
+                + $"{limit:N0}, so that every event stays cheap to evaluate. Simplify this rule or delete segments no longer used",
+                SourceSpan.Start)]);
         }
 
         var compiled = RuleCompiler.Compile(checkedRule, _index.Catalog);
@@ -250,6 +264,7 @@ public sealed partial class SegmentService : ISegmentGraph
 
         _index.Upsert(id, compiled, record.Version);
         _records[id] = record;
+        _costs[id] = checkedRule.Cost;
         var progress = new BackfillProgress(_partitions);
         _progress[id] = progress;
         Changed?.Invoke(new SegmentChange(id, record.Version, Deleted: false, progress));
