@@ -11,9 +11,9 @@ log() { printf '\n== %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the suites use. Installed only when missing, so a warm machine skips apt.
-# PostgreSQL for the stores; librdkafka (runtime, and -dev for the librdkafka.so name Confluent.Kafka loads),
-# whose mock cluster is the Kafka broker of the tests; kcat, the independent client that checks the topics.
-packages=(postgresql librdkafka1 librdkafka-dev kcat)
+# PostgreSQL for the stores; kcat, the independent client that checks the topics (it brings Debian's librdkafka
+# for itself). The service and the tests' mock cluster use the librdkafka of the librdkafka.redist package.
+packages=(postgresql kcat)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

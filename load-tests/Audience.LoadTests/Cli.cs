@@ -21,6 +21,7 @@ internal static class Cli
 
     public static Task<int> RunAsync(string[] args)
     {
+        Silo.Kafka.KafkaNative.Use();
         var target = new Option<string>("--target") { Description = "The Api's base URL (http://host:port), or for kafka-ingest the Kafka bootstrap servers.", Required = true };
         var rate = new Option<double>("--rate") { Description = "Open model: operations started per second (at the start of a ramp).", DefaultValueFactory = _ => 100 };
         var rampTo = new Option<double?>("--ramp-to") { Description = "Open model with a ramp: the rate at the end of the run, reached linearly from --rate." };

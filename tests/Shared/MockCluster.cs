@@ -12,8 +12,15 @@ namespace Audience.Testing;
 /// </summary>
 internal sealed class MockCluster : IDisposable
 {
-    private const string Lib = "librdkafka.so.1";
+    // The library Confluent.Kafka loads (KafkaNative): the mock functions must run in the same copy as the admin client.
+    private const string Lib = "librdkafka";
     private readonly IAdminClient _owner;
+
+    static MockCluster()
+    {
+        Audience.Silo.Kafka.KafkaNative.Use();
+        NativeLibrary.SetDllImportResolver(typeof(MockCluster).Assembly, Audience.Silo.Kafka.KafkaNative.Resolve);
+    }
 
     public MockCluster()
     {

@@ -38,24 +38,32 @@ public sealed record KafkaOptions
     public bool Enabled => !string.IsNullOrWhiteSpace(BootstrapServers);
 
     /// <summary>A consumer that commits only when told, in <paramref name="groupId"/>.</summary>
-    public ConsumerConfig Consumer(string groupId) => new()
+    public ConsumerConfig Consumer(string groupId)
     {
-        BootstrapServers = BootstrapServers,
-        GroupId = groupId,
-        EnableAutoCommit = false,
-        FetchWaitMaxMs = FetchWaitMaxMs,
-    };
+        KafkaNative.Use();
+        return new ConsumerConfig
+        {
+            BootstrapServers = BootstrapServers,
+            GroupId = groupId,
+            EnableAutoCommit = false,
+            FetchWaitMaxMs = FetchWaitMaxMs,
+        };
+    }
 
-    public ProducerConfig Producer(string clientId) => new()
+    public ProducerConfig Producer(string clientId)
     {
-        BootstrapServers = BootstrapServers,
-        ClientId = clientId,
-        Acks = Acks.All,
-        EnableIdempotence = true,
-        LingerMs = 2,
-        MessageTimeoutMs = ProduceTimeoutMs,
-        QueueBufferingMaxMessages = 1_000_000,
-    };
+        KafkaNative.Use();
+        return new ProducerConfig
+        {
+            BootstrapServers = BootstrapServers,
+            ClientId = clientId,
+            Acks = Acks.All,
+            EnableIdempotence = true,
+            LingerMs = 2,
+            MessageTimeoutMs = ProduceTimeoutMs,
+            QueueBufferingMaxMessages = 1_000_000,
+        };
+    }
 }
 
 /// <summary>Topic names (section <c>Kafka:Topics</c>).</summary>
