@@ -58,7 +58,8 @@ results="$root/artifacts/test-results"
 rm -rf "$results"
 mkdir -p "$results"
 set +e
-dotnet test Audience.sln -c Release --no-build --nologo \
+# One test project at a time: the PostgreSQL server is shared, and one test restarts it.
+dotnet test Audience.sln -c Release --no-build --nologo -m:1 \
   --results-directory "$results" --logger "trx" --logger "console;verbosity=minimal"
 rc=$?
 set -e

@@ -18,24 +18,22 @@ if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: false, Console
 }
 
 builder.Services.AddAudienceCore(builder.Configuration, mode);
-builder.Services.AddSingleton<MembershipQueries>();
 if (mode.IsKafka)
 {
-    // Kafka mode: events go to user-events, the Silos are other processes, queries read the shared store.
+    // Kafka mode: events go to user-events; the silos are other processes, reached as an Orleans client.
     builder.Services.AddSingleton<KafkaEventSink>();
     builder.Services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<KafkaEventSink>());
-    builder.Services.AddSingleton<IProfileQueries, StoreProfileQueries>();
     builder.Services.AddHostedService<SegmentOutbox>();
     builder.Services.AddHostedService<ChangeFeedPump>();
+    builder.Services.AddSingleton<RemoteCluster>();
+    builder.Services.AddSingleton<IClusterAccess>(sp => sp.GetRequiredService<RemoteCluster>());
+    builder.Services.AddHostedService(sp => sp.GetRequiredService<RemoteCluster>());
 }
 else
 {
-    builder.Services.AddSingleton(sp => new EventLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<SiloOptions>().Partitions,
-        sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EventLog>>()));
+    // Embedded: this process is also the silo, on localhost clustering, reading the in-process log.
     builder.Services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<EventLog>());
-    builder.Services.AddSingleton<SiloHost>();
-    builder.Services.AddSingleton<IProfileQueries>(sp => sp.GetRequiredService<SiloHost>());
-    builder.Services.AddHostedService(sp => sp.GetRequiredService<SiloHost>());
+    builder.UseOrleans(silo => silo.AddAudienceSilo(mode));
 }
 
 builder.Services.AddProblemDetails();
@@ -46,7 +44,10 @@ builder.Services.AddExceptionHandler(options =>
     options.StatusCodeSelector = e => e switch
     {
         BadHttpRequestException bad => bad.StatusCode,
-        System.Data.Common.DbException => StatusCodes.Status503ServiceUnavailable,
+        System.Data.Common.DbException or StoreUnavailableException => StatusCodes.Status503ServiceUnavailable,
+        // The cluster is starting, a silo just died, or a grain call timed out: a retry is likely to succeed.
+        ClusterUnavailableException or Orleans.Runtime.SiloUnavailableException or Orleans.Runtime.OrleansMessageRejectionException
+            or TimeoutException => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
     };
 });
@@ -54,6 +55,7 @@ builder.Services.AddOpenApi();
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);
 
 var app = builder.Build();
+app.Services.PrepareStorage();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
@@ -80,9 +82,9 @@ app.MapGet("/health/ready", (IServiceProvider services, SegmentService segments)
             return Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
         }
 
-        var silo = services.GetRequiredService<SiloHost>();
-        return silo.IsRunning
-            ? Results.Ok(new { status = "ready", mode = "embedded", segments = segments.List().Count, activeUsers = silo.ActiveActors })
+        var supervisor = services.GetRequiredService<PartitionSupervisor>();
+        return supervisor.Ready
+            ? Results.Ok(new { status = "ready", mode = "embedded", segments = segments.List().Count, activeUsers = services.GetRequiredService<ActiveUsers>().Count })
             : Results.Problem("The Silo is starting.", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
     })
     .WithTags("Health");

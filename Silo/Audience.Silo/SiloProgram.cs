@@ -1,5 +1,4 @@
 using Audience.Silo.Hosting;
-using Audience.Silo.Kafka;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -7,8 +6,8 @@ namespace Audience.Silo;
 
 /// <summary>
 /// The Silo as its own process, for Kafka mode: <c>dotnet run --project Silo/Audience.Silo</c> with
-/// <c>Kafka__BootstrapServers</c> and <c>Postgres__ConnectionString</c> set. Any number of them share the
-/// partitions of <c>user-events</c> in one consumer group.
+/// <c>Kafka__BootstrapServers</c> and <c>Postgres__ConnectionString</c> set. Any number of them form one Orleans
+/// cluster through PostgreSQL and share the partitions of <c>user-events</c> and the users' grains.
 /// </summary>
 public static class SiloProgram
 {
@@ -21,10 +20,10 @@ public static class SiloProgram
         }
 
         builder.Services.AddAudienceCore(builder.Configuration, mode);
-        builder.Services.AddSingleton<KafkaSiloHost>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<KafkaSiloHost>());
+        builder.UseOrleans(silo => silo.AddAudienceSilo(mode));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
         using var host = builder.Build();
+        host.Services.PrepareStorage();
         host.Run();
         return 0;
     }

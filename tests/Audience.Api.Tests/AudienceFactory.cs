@@ -32,7 +32,6 @@ public sealed class AudienceFactory : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting("DataDirectory", DataDirectory);
-        builder.UseSetting("Silo:FlushInterval", "00:00:00.020");
         foreach (var (key, value) in _settings)
         {
             builder.UseSetting(key, value);
@@ -89,11 +88,19 @@ internal static class Http
     public static async Task<string[]> SegmentsOf(this HttpClient http, string userId)
     {
         var response = await http.GetAsync($"/api/users/{userId}/segments");
+        for (var tries = 0; response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable && tries < 600; tries++)
+        {
+            // The Api is still connecting to the Silo cluster (Kafka mode).
+            await Task.Delay(100);
+            response = await http.GetAsync($"/api/users/{userId}/segments");
+        }
+
         if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
             return [];
         }
 
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode} for {userId}'s segments: {await response.Content.ReadAsStringAsync()}");
         return [.. (await response.Json()).GetProperty("segments").EnumerateArray().Select(s => s.GetProperty("segmentId").GetString()!)];
     }
 

@@ -22,13 +22,13 @@ public sealed class EventLogTests : IDisposable
         var future = DateTimeOffset.UtcNow.AddDays(1).ToUnixTimeMilliseconds();
         using (var connection = database.Open())
         {
-            Database.Execute(connection, "INSERT INTO checkpoints(partition, seq) VALUES (0, 1000)");
+            Database.Execute(connection, "INSERT INTO partitions(partition, epoch, seq) VALUES (0, 1, 1000)");
         }
 
         Assert.Equal(0, log.Prune(future));
         using (var connection = database.Open())
         {
-            Database.Execute(connection, "INSERT INTO checkpoints(partition, seq) VALUES (1, 3)");
+            Database.Execute(connection, "INSERT INTO partitions(partition, epoch, seq) VALUES (1, 1, 3)");
         }
 
         Assert.Equal(3, log.Prune(future));

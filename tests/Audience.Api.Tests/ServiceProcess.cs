@@ -28,7 +28,6 @@ internal sealed class ServiceProcess : IDisposable
             RedirectStandardError = true,
         };
         start.Environment["DataDirectory"] = dataDirectory;
-        start.Environment["Silo__FlushInterval"] = "00:00:00.050";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };

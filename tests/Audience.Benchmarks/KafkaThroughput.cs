@@ -1,23 +1,21 @@
 using System.Text.Json;
-using Audience.Rules.Indexing;
-using Audience.Rules.Profiles;
-using Audience.Silo;
 using Audience.Silo.Contracts;
 using Audience.Silo.Kafka;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Audience.Testing;
 using Confluent.Kafka;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Stopwatch = System.Diagnostics.Stopwatch;
 
 namespace Audience.Benchmarks;
 
 /// <summary>
 /// Kafka mode against the mock cluster on this machine, in one run: raw librdkafka produce and consume rates of
-/// the same messages (the limit), then one Silo (in this process, with the embedded or PostgreSQL profile store)
-/// consuming them with the segments active; its clock runs from the partitions' assignment until the group's
-/// committed offsets reach the end (so every profile is written and every output delivered).
+/// the same messages (the limit), then one silo (in this process, PostgreSQL profile store, a database of its own on
+/// <c>AUDIENCE_BENCH_POSTGRES</c>) reading them with the segments active; its clock runs from the silo's start until
+/// every partition's checkpoint reaches the end (so every profile is written and every output delivered).
 /// </summary>
 internal static class KafkaThroughput
 {
@@ -55,42 +53,67 @@ internal static class KafkaThroughput
         Console.WriteLine($"raw consume (one group member):    {eventCount / consume.TotalSeconds:N0} msg/s");
 
         Produce(kafka, "user-events", messages);
+        var postgresServer = postgres ?? throw new InvalidOperationException(
+            "Kafka mode keeps profiles in PostgreSQL: set AUDIENCE_BENCH_POSTGRES to a server the harness may create a database on.");
+        var databaseName = "audience_bench_" + Guid.NewGuid().ToString("N")[..8];
+        Admin(postgresServer, $"CREATE DATABASE {databaseName}");
+        var connectionString = new Npgsql.NpgsqlConnectionStringBuilder(postgresServer) { Database = databaseName }.ToString();
         var directory = Path.Combine(Path.GetTempPath(), "audience-kafka-throughput", Guid.NewGuid().ToString("N"));
-        var database = new Database(directory);
-        using var pg = postgres is null ? null : new PostgresDatabase(postgres);
-        pg?.Migrate();
-        IProfileStoreFactory stores = pg is null ? new EmbeddedProfileStoreFactory(database) : new PostgresProfileStoreFactory(pg);
-        var options = new SiloOptions { DataDirectory = directory, FlushInterval = TimeSpan.FromMilliseconds(500), FlushBatchSize = 20_000 };
-        var index = new SegmentIndex(new RuleCatalog());
-        var segments = new SegmentService(new EmbeddedSegmentStore(database), index, TimeProvider.System, Partitions);
+        using var host = SiloThroughput.BuildHost(new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = directory,
+            ["Kafka:BootstrapServers"] = cluster.Bootstrap,
+            ["Postgres:ConnectionString"] = connectionString,
+            ["Orleans:AdvertisedIPAddress"] = "127.0.0.1",
+        }, out var mode);
+        var segments = host.Services.GetRequiredService<SegmentService>();
         foreach (var (id, rule) in BenchmarkData.ThousandSegments().Take(segmentCount))
         {
             segments.Create(new SegmentDraft(id, id, null, null, rule, null));
         }
 
-        var silo = new KafkaSiloHost(kafka, options, stores, segments, TimeProvider.System, NullLogger<KafkaSiloHost>.Instance);
-        await silo.StartAsync(CancellationToken.None);
-        while (silo.Partitions.Count < Partitions)
-        {
-            await Task.Delay(10); // the group forms (about 3 s on the mock) before the clock starts
-        }
-
+        var store = host.Services.GetRequiredService<IProfileStore>();
         var clock = Stopwatch.StartNew();
-        using (var watcher = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = kafka.GroupId }).Build())
+        await host.StartAsync();
+        using (var watcher = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "bench-watch" }).Build())
         {
-            var partitions = Enumerable.Range(0, Partitions).Select(p => new TopicPartition("user-events", p)).ToList();
-            var end = partitions.Sum(p => watcher.QueryWatermarkOffsets(p, TimeSpan.FromSeconds(10)).High.Value);
-            while (watcher.Committed(partitions, TimeSpan.FromSeconds(10)).Sum(c => Math.Max(0, c.Offset.Value)) < end)
+            var ends = Enumerable.Range(0, Partitions).ToDictionary(p => p, p => watcher.QueryWatermarkOffsets(new TopicPartition("user-events", p), TimeSpan.FromSeconds(10)).High.Value);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            // Checkpoints are sequence numbers, one past the offset: a partition is done when its checkpoint reaches the end offset.
+            while (true)
             {
+                var done = true;
+                foreach (var (partition, end) in ends)
+                {
+                    done &= await grains.GetGrain<Audience.Silo.Grains.IPartitionGrain>(partition).Checkpoint() >= end;
+                }
+
+                if (done)
+                {
+                    break;
+                }
+
                 await Task.Delay(50);
             }
         }
 
         clock.Stop();
-        Console.WriteLine($"Silo ({(pg is null ? "embedded" : "postgres")} profile store), from assignment to all offsets committed: " +
-            $"{eventCount / clock.Elapsed.TotalSeconds:N0} events/s");
-        await silo.StopAsync(CancellationToken.None);
+        var metrics = host.Services.GetRequiredService<Audience.Silo.Processing.SiloMetrics>();
+        Console.WriteLine($"Silo ({mode}), from start (cluster formed, partitions claimed) to every checkpoint at the end: " +
+            $"{eventCount / clock.Elapsed.TotalSeconds:N0} events/s; ratio to raw consume: {eventCount / clock.Elapsed.TotalSeconds / (eventCount / consume.TotalSeconds):F3}; " +
+            $"grain calls per event: {(double)metrics.GrainCalls / Math.Max(1, metrics.Events):F2}; stored profiles: {await store.CountUsersAsync(0) * Partitions:N0} (approx.)");
+        await host.StopAsync();
+        Npgsql.NpgsqlConnection.ClearAllPools();
+        Admin(postgresServer, $"DROP DATABASE IF EXISTS {databaseName} WITH (FORCE)");
         Directory.Delete(directory, recursive: true);
+    }
+
+    private static void Admin(string server, string sql)
+    {
+        using var connection = new Npgsql.NpgsqlConnection(server);
+        connection.Open();
+        using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        command.ExecuteNonQuery();
     }
 
     private static TimeSpan Produce(KafkaOptions kafka, string topic, List<Message<string, byte[]>> messages)

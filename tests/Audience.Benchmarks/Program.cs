@@ -19,7 +19,7 @@ public static class Program
                 await BareKestrel.RunAsync(args[1..]);
                 break;
             case "store-write":
-                StoreWrite.Run(args[1..]);
+                await StoreWrite.RunAsync(args[1..]);
                 break;
             case "kafka-throughput":
                 await KafkaThroughput.RunAsync(args[1..]);

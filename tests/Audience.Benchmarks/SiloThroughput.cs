@@ -1,20 +1,24 @@
 using System.Text.Json;
-using Audience.Rules.Indexing;
-using Audience.Rules.Profiles;
 using Audience.Silo;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Stopwatch = System.Diagnostics.Stopwatch;
 
 namespace Audience.Benchmarks;
 
 /// <summary>
-/// Events per second through the embedded Silo in one process: the events are appended to the log first, then
-/// the clock runs from starting the Silo until every partition's checkpoint covers them (applied, evaluated
-/// against the segments, and written behind). Also reports memory per active user.
+/// Events per second through the embedded Silo (an Orleans silo in this process, reading the in-process log), in
+/// one run: the events are appended to the log first; the limit is reading them back from the log's table; then the
+/// clock runs from starting the silo until every partition's checkpoint covers them (delivered to the user grains,
+/// evaluated against the segments, written). Also reports grain calls per event, memory per active user and bytes
+/// per stored profile.
 /// </summary>
 internal static class SiloThroughput
 {
@@ -28,74 +32,98 @@ internal static class SiloThroughput
         // event); otherwise a user's traits are stable, and changes come from spending and windows.
         var churn = args.Contains("churn");
         var directory = Path.Combine(Path.GetTempPath(), "audience-silo-throughput", Guid.NewGuid().ToString("N"));
-        var options = new SiloOptions
-        {
-            DataDirectory = directory,
-            FlushInterval = TimeSpan.FromMilliseconds(args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 1000),
-            FlushBatchSize = args.Length > 4 ? int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture) : 50_000,
-        };
-        var time = TimeProvider.System;
-        var database = new Database(directory);
-        await using var log = new EventLog(database, options.Partitions, time, NullLogger<EventLog>.Instance);
-
-        var catalog = new RuleCatalog();
-        var index = new SegmentIndex(catalog);
-        var segments = new SegmentService(new EmbeddedSegmentStore(database), index, time, options.Partitions);
+        using var host = BuildHost(new Dictionary<string, string?> { ["DataDirectory"] = directory }, out var mode);
+        var services = host.Services;
+        var segments = services.GetRequiredService<SegmentService>();
         foreach (var (id, rule) in BenchmarkData.ThousandSegments().Take(950 * segmentCount / 1000).Concat(BenchmarkData.ThousandSegments().Skip(950).Take(Math.Max(1, segmentCount / 20))))
         {
             segments.Create(new SegmentDraft(id, id, null, null, rule, null));
         }
 
-        Console.WriteLine($"segments: {index.Count}; appending {eventCount:N0} events for {userCount:N0} users...");
-        var random = new Random(7);
-        var now = DateTimeOffset.UtcNow;
-        var batch = new List<UserEvent>(1000);
-        for (var i = 0; i < eventCount; i++)
-        {
-            var userNumber = random.Next(userCount);
-            var user = $"user-{userNumber}";
-            var kind = random.Next(10);
-            var properties = kind switch
-            {
-                < 2 => RawJson.Parse(JsonSerializer.Serialize(new { amount = random.Next(1, 500), category = "electronics" })),
-                < 3 when churn => RawJson.Parse(JsonSerializer.Serialize(new { country = "C" + random.Next(40), plan = "p" + random.Next(7), age = random.Next(18, 80) })),
-                < 3 => RawJson.Parse(JsonSerializer.Serialize(new { country = "C" + (userNumber % 40), plan = "p" + (userNumber % 7), age = 18 + (userNumber % 62) })),
-                _ => RawJson.Parse(JsonSerializer.Serialize(new { page = "/p/" + random.Next(100) })),
-            };
-            var type = kind switch { < 2 => "purchase", < 3 => "identify", < 5 => "add_to_cart", _ => "page_view" };
-            batch.Add(new UserEvent($"e{i}", user, type, now.AddSeconds(-random.Next(86_400)), properties, null));
-            if (batch.Count == 1000)
-            {
-                await log.AppendAsync(batch);
-                batch = new List<UserEvent>(1000);
-            }
-        }
-
-        if (batch.Count > 0)
+        var log = services.GetRequiredService<EventLog>();
+        var database = services.GetRequiredService<Database>();
+        Console.WriteLine($"segments: {segments.Index.Count}; appending {eventCount:N0} events for {userCount:N0} users...");
+        foreach (var batch in Events(eventCount, userCount, churn).Chunk(1000))
         {
             await log.AppendAsync(batch);
         }
 
         var lastSeq = Scalar(database, "SELECT max(seq) FROM events");
+        var read = Stopwatch.StartNew();
+        using (var connection = database.Open())
+        {
+            for (var p = 0; p < log.Partitions; p++)
+            {
+                var after = 0L;
+                List<PartitionEntry> page;
+                while ((page = EventLog.Read(connection, p, after, 1000)).Count > 0)
+                {
+                    after = page[^1].Seq;
+                }
+            }
+        }
+
+        read.Stop();
+        Console.WriteLine($"limit: reading the log back: {lastSeq / read.Elapsed.TotalSeconds:N0} events/s");
+
         var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
-        var silo = new SiloHost(options, database, log, new EmbeddedProfileStoreFactory(database), segments, new ChangeFeed(), time, NullLogger<SiloHost>.Instance);
-        using var stop = new CancellationTokenSource();
         var clock = Stopwatch.StartNew();
-        await silo.StartAsync(stop.Token);
-        while (Scalar(database, "SELECT count(*) FROM (SELECT e.partition, max(e.seq) m FROM events e GROUP BY e.partition) p LEFT JOIN checkpoints c ON c.partition = p.partition WHERE coalesce(c.seq, 0) < p.m") > 0)
+        await host.StartAsync();
+        while (Scalar(database, "SELECT count(*) FROM (SELECT e.partition, max(e.seq) m FROM events e GROUP BY e.partition) p LEFT JOIN partitions c ON c.partition = p.partition WHERE coalesce(c.seq, 0) < p.m") > 0)
         {
             await Task.Delay(20);
         }
 
         clock.Stop();
+        var metrics = services.GetRequiredService<SiloMetrics>();
+        var active = services.GetRequiredService<ActiveUsers>().Count;
         var memoryAfter = GC.GetTotalMemory(forceFullCollection: true);
-        var changes = Scalar(database, "SELECT count(*) FROM membership_history");
+        var stored = Scalar(database, "SELECT count(*) FROM profile_records");
+        var bytes = Scalar(database, "SELECT sum(length(data)) FROM profile_records");
+        var changes = Scalar(database, "SELECT count(*) FROM memberships");
         Console.WriteLine($"processed {lastSeq:N0} events in {clock.Elapsed.TotalSeconds:F2} s: {lastSeq / clock.Elapsed.TotalSeconds:N0} events/s " +
-            $"({Environment.ProcessorCount} cores); {changes:N0} membership changes; {silo.ActiveActors:N0} active users, " +
-            $"{(memoryAfter - memoryBefore) / Math.Max(1, silo.ActiveActors):N0} bytes each");
-        await stop.CancelAsync();
-        await silo.StopAsync(CancellationToken.None);
+            $"({Environment.ProcessorCount} cores, {mode}); ratio to the log read: {lastSeq / clock.Elapsed.TotalSeconds / (lastSeq / read.Elapsed.TotalSeconds):F3}");
+        Console.WriteLine($"grain calls per event: {(double)metrics.GrainCalls / metrics.Events:F2}; remote calls: {metrics.RemoteCalls:N0}; " +
+            $"{active:N0} active users, {(memoryAfter - memoryBefore) / Math.Max(1, active):N0} bytes each (managed heap, grains included); " +
+            $"{stored:N0} stored profiles, {bytes / Math.Max(1, stored):N0} bytes of profile data each; {changes:N0} memberships");
+        await host.StopAsync();
         Directory.Delete(directory, recursive: true);
+    }
+
+    /// <summary>The Silo as the Api hosts it embedded, with its logging quiet.</summary>
+    internal static IHost BuildHost(Dictionary<string, string?> settings, out string mode)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var audience = AudienceMode.Read(builder.Configuration, siloProcess: settings.ContainsKey("Kafka:BootstrapServers"));
+        builder.Services.AddAudienceCore(builder.Configuration, audience);
+        builder.UseOrleans(silo => silo.AddAudienceSilo(audience));
+        mode = audience.IsKafka ? $"Kafka mode, {audience.ProfileStoreKind} store" : "embedded";
+        var host = builder.Build();
+        host.Services.PrepareStorage();
+        return host;
+    }
+
+    /// <summary>A realistic mix: purchases, identifies, carts and page views from users drawn uniformly.</summary>
+    internal static IEnumerable<UserEvent> Events(int count, int users, bool churn)
+    {
+        var random = new Random(7);
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < count; i++)
+        {
+            var userNumber = random.Next(users);
+            var kind = random.Next(10);
+            var properties = kind switch
+            {
+                < 2 => JsonSerializer.Serialize(new { amount = random.Next(1, 500), category = "electronics" }),
+                < 3 when churn => JsonSerializer.Serialize(new { country = "C" + random.Next(40), plan = "p" + random.Next(7), age = random.Next(18, 80) }),
+                < 3 => JsonSerializer.Serialize(new { country = "C" + (userNumber % 40), plan = "p" + (userNumber % 7), age = 18 + (userNumber % 62) }),
+                _ => JsonSerializer.Serialize(new { page = "/p/" + random.Next(100) }),
+            };
+            var type = kind switch { < 2 => "purchase", < 3 => "identify", < 5 => "add_to_cart", _ => "page_view" };
+            yield return new UserEvent($"e{i}", $"user-{userNumber}", type, now.AddSeconds(-random.Next(86_400)), RawJson.Parse(properties), null);
+        }
     }
 
     private static long Scalar(Database database, string sql)
@@ -103,5 +131,4 @@ internal static class SiloThroughput
         using var connection = database.Open();
         return Database.Scalar(connection, sql);
     }
-
 }

@@ -4,43 +4,54 @@ using Stopwatch = System.Diagnostics.Stopwatch;
 namespace Audience.Benchmarks;
 
 /// <summary>
-/// The raw write rate of the profile stores, the limit under the Silo's write-behind: batches of profile rows
-/// (a state of the size a real profile encodes to) and one membership change per profile, saved as a worker
-/// saves them. Embedded always; PostgreSQL too when AUDIENCE_BENCH_POSTGRES names an empty database.
+/// The write limit of the profile stores on this machine: batches of records of a typical profile's size, each with a
+/// membership change, written through <see cref="IProfileStore.WriteAsync"/> as the grain storage does, then
+/// rewritten with their generation checked. Embedded always; PostgreSQL when <c>AUDIENCE_BENCH_POSTGRES</c> names a
+/// database the harness may write to.
 /// </summary>
 internal static class StoreWrite
 {
-    public static void Run(string[] args)
+    public static async Task RunAsync(string[] args)
     {
-        var rows = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 200_000;
+        var count = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 100_000;
         var batch = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2_000;
         var directory = Path.Combine(Path.GetTempPath(), "audience-store-write", Guid.NewGuid().ToString("N"));
-        Measure("embedded (SQLite)", new EmbeddedProfileStoreFactory(new Database(directory)), rows, batch);
+        using (var embedded = new EmbeddedProfileStore(new Database(directory)))
+        {
+            await Measure("embedded (SQLite)", embedded, count, batch);
+        }
+
+        Directory.Delete(directory, recursive: true);
         if (Environment.GetEnvironmentVariable("AUDIENCE_BENCH_POSTGRES") is { } postgres)
         {
             using var database = new PostgresDatabase(postgres);
             database.Migrate();
-            Measure("PostgreSQL", new PostgresProfileStoreFactory(database), rows, batch);
+            await Measure("PostgreSQL", new PostgresProfileStore(database.DataSource), count, batch);
         }
-
-        Directory.Delete(directory, recursive: true);
     }
 
-    private static void Measure(string name, IProfileStoreFactory stores, int rows, int batch)
+    private static async Task Measure(string name, IProfileStore store, int count, int batch)
     {
-        using var store = stores.Open();
-        var state = new byte[600];
-        new Random(3).NextBytes(state);
-        var clock = Stopwatch.StartNew();
-        for (var written = 0; written < rows; written += batch)
+        var run = Guid.NewGuid().ToString("N")[..6];
+        var data = new byte[200];
+        Random.Shared.NextBytes(data);
+        foreach (var (phase, expected) in new[] { ("insert", 0L), ("update", 1L) })
         {
-            var profiles = Enumerable.Range(written, batch).Select(i => (new StoredProfile($"user-{i}", i, null, state, 0), 1L)).ToList();
-            var history = profiles.Select(p => new HistoryRow(p.Item1.UserId, "segment", true, "rule_evaluation", 1, 0.5, "e")).ToList();
-            store.Save(written % 4, profiles, history, written + batch);
-        }
+            var clock = Stopwatch.StartNew();
+            for (var start = 0; start < count; start += batch)
+            {
+                var writes = Enumerable.Range(start, Math.Min(batch, count - start)).Select(i => new ProfileWrite(
+                    new ProfileRecord { UserId = $"{run}-{i * 7919 % count}", Partition = i % 4, LastSeq = i, NextDue = null, Data = data },
+                    expected, [new MembershipDelta("seg-" + (i % 50), expected == 0 ? i : null)], [], null, i)).ToList();
+                var results = await store.WriteAsync(writes);
+                if (results.Any(r => r == 0))
+                {
+                    throw new InvalidOperationException("a write conflicted");
+                }
+            }
 
-        clock.Stop();
-        Console.WriteLine($"{name}: {rows:N0} new profiles (600-byte state) + one membership change each, in batches of {batch:N0}: " +
-            $"{rows / clock.Elapsed.TotalSeconds:N0} profiles/s");
+            clock.Stop();
+            Console.WriteLine($"{name}, {phase}: {count / clock.Elapsed.TotalSeconds:N0} records/s in batches of {batch}");
+        }
     }
 }

@@ -47,7 +47,7 @@ internal sealed class MockCluster : IDisposable
     {
         if (error != 0)
         {
-            throw new InvalidOperationException($"mock cluster, {what}: {(ErrorCode)error}");
+            throw new InvalidOperationException($"mock cluster, {what}: {(Confluent.Kafka.ErrorCode)error}");
         }
     }
 

@@ -1,10 +1,7 @@
 using System.Text.Json;
-using Audience.Rules;
-using Audience.Rules.Evaluation;
-using Audience.Silo.Contracts;
+using Audience.Silo.Grains;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
-using Audience.Silo.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Audience.Api.Features;
@@ -64,7 +61,7 @@ public static class SegmentsApi
     private static IResult Get(string id, SegmentService segments) =>
         segments.Get(id) is { } segment ? TypedResults.Ok(ToResponse(segment)) : Problems.NotFound($"There is no segment with the id '{id}'.");
 
-    private static IResult Members(string id, SegmentService segments, MembershipQueries queries, string? after = null, int limit = 100)
+    private static async Task<IResult> Members(string id, SegmentService segments, ProfileQueries queries, string? after = null, int limit = 100)
     {
         if (segments.Get(id) is null)
         {
@@ -76,7 +73,7 @@ public static class SegmentsApi
             return Problems.BadRequest("'limit' must be from 1 to 1000.");
         }
 
-        var rows = queries.Members(id, after ?? string.Empty, limit);
+        var rows = await queries.MembersAsync(id, after ?? string.Empty, limit);
         return TypedResults.Ok(new
         {
             segmentId = id,
@@ -85,31 +82,30 @@ public static class SegmentsApi
         });
     }
 
-    private static IResult Size(string id, SegmentService segments, MembershipQueries queries) =>
+    private static async Task<IResult> Size(string id, SegmentService segments, ProfileQueries queries) =>
         segments.Get(id) is null
             ? Problems.NotFound($"There is no segment with the id '{id}'.")
-            : TypedResults.Ok(new { segmentId = id, size = queries.Size(id) });
+            : TypedResults.Ok(new { segmentId = id, size = await queries.SizeAsync(id) });
 
-    private static async Task<IResult> Explain(string id, string userId, SegmentService segments, IProfileQueries silo)
+    private static async Task<IResult> Explain(string id, string userId, SegmentService segments, ProfileQueries queries)
     {
         if (segments.Get(id) is null)
         {
             return Problems.NotFound($"There is no segment with the id '{id}'.");
         }
 
-        var (explanation, member) = await silo.ExplainAsync(userId, id);
-        return explanation is null
-            ? Problems.NotFound($"There is no user with the id '{userId}'.")
-            : TypedResults.Ok(new { segmentId = id, userId, member, matches = explanation.Result, explanation = ToTree(explanation) });
+        return await queries.ExplainAsync(userId, id) is { } result
+            ? TypedResults.Ok(new { segmentId = id, userId, member = result.Member, matches = result.Explanation.Result, explanation = ToTree(result.Explanation) })
+            : Problems.NotFound($"There is no user with the id '{userId}'.");
     }
 
-    private static object ToTree(ExplainNode node) => new
+    private static object ToTree(ExplanationView node) => new
     {
         rule = node.Rule,
         result = node.Result,
-        value = node.Actual,
+        value = node.Value,
         note = node.Note,
-        children = node.Children.Count == 0 ? null : node.Children.Select(ToTree).ToArray(),
+        children = node.Children.Length == 0 ? null : node.Children.Select(ToTree).ToArray(),
     };
 
     private static IResult Outcome(SegmentResult result, bool created)
@@ -266,20 +262,4 @@ public static class SegmentsApi
         BackfillResponse Backfill,
         DateTimeOffset CreatedAt,
         DateTimeOffset UpdatedAt);
-}
-
-/// <summary>Read-only queries over the stored memberships (current as of the last write-behind flush).</summary>
-public sealed class MembershipQueries(IProfileStoreFactory stores)
-{
-    public List<MembershipRow> Members(string segmentId, string after, int limit)
-    {
-        using var store = stores.Open();
-        return store.Members(segmentId, after, limit);
-    }
-
-    public long Size(string segmentId)
-    {
-        using var store = stores.Open();
-        return store.CountMembers(segmentId);
-    }
 }

@@ -1,6 +1,5 @@
 using System.Text.Json;
-using Audience.Rules;
-using Audience.Silo.Contracts;
+using Audience.Silo.Grains;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 
@@ -18,28 +17,14 @@ public static class UsersApi
         return group;
     }
 
-    private static async Task<IResult> Profile(string userId, IProfileQueries silo, SegmentService segments)
+    private static async Task<IResult> Profile(string userId, ProfileQueries queries, SegmentService segments)
     {
-        var view = await silo.GetProfileAsync(userId);
+        var view = await queries.GetProfileAsync(userId);
         if (view is null)
         {
             return Problems.NotFound($"There is no user with the id '{userId}'.");
         }
 
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream))
-        {
-            writer.WriteStartObject();
-            foreach (var (name, value) in view.Traits)
-            {
-                writer.WritePropertyName(name);
-                EventValues.Write(writer, value);
-            }
-
-            writer.WriteEndObject();
-        }
-
-        var traits = JsonDocument.Parse(stream.ToArray()).RootElement.Clone();
         return TypedResults.Ok(new
         {
             userId = view.UserId,
@@ -48,46 +33,51 @@ public static class UsersApi
             orderCount = view.OrderCount,
             firstSeen = Time(view.FirstSeen),
             lastSeen = Time(view.LastSeen),
-            traits,
+            traits = JsonDocument.Parse(view.TraitsJson).RootElement.Clone(),
             segments = Memberships(view, segments),
-            nextEvaluation = Time(view.NextTimer),
+            nextEvaluation = Time(view.NextDue),
         });
     }
 
-    private static async Task<IResult> Segments(string userId, IProfileQueries silo, SegmentService segments)
+    private static async Task<IResult> Segments(string userId, ProfileQueries queries, SegmentService segments)
     {
-        var view = await silo.GetProfileAsync(userId);
+        var view = await queries.GetProfileAsync(userId);
         return view is null
             ? Problems.NotFound($"There is no user with the id '{userId}'.")
             : TypedResults.Ok(new { userId, segments = Memberships(view, segments) });
     }
 
-    private static async Task<IResult> History(string userId, IProfileQueries silo, long after = 0, int limit = 100)
+    private static async Task<IResult> History(string userId, ProfileQueries queries, long after = 0, int limit = 100)
     {
         if (limit is < 1 or > 1000)
         {
             return Problems.BadRequest("'limit' must be from 1 to 1000.");
         }
 
-        var rows = await silo.GetHistoryAsync(userId, after, limit);
+        if (after < 0)
+        {
+            return Problems.BadRequest("'after' must be 0 or the 'next' of an earlier page.");
+        }
+
+        var rows = await queries.GetHistoryAsync(userId, after, limit);
         return TypedResults.Ok(new
         {
             userId,
             changes = rows.Select(r => new
             {
-                id = r.Id,
+                id = r.Seq,
                 segmentId = r.SegmentId,
-                action = r.Action,
+                action = r.Entered ? "added" : "removed",
                 reason = r.Reason,
                 timestamp = DateTimeOffset.FromUnixTimeMilliseconds(r.At),
                 evaluationLatency = r.LatencyMs,
                 eventId = r.EventId,
             }),
-            next = rows.Count == limit ? rows[^1].Id : (long?)null,
+            next = rows.Length == limit ? rows[^1].Seq : (long?)null,
         });
     }
 
-    private static object[] Memberships(Silo.Processing.ProfileView view, SegmentService segments) =>
+    private static object[] Memberships(ProfileView view, SegmentService segments) =>
         [.. view.Memberships
             .Where(m => segments.Record(m.SegmentId) is not null)
             .Select(m => new { segmentId = m.SegmentId, name = segments.Record(m.SegmentId)!.Name, since = DateTimeOffset.FromUnixTimeMilliseconds(m.Since) })];

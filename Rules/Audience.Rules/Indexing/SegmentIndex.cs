@@ -64,6 +64,13 @@ public sealed class SegmentIndex(RuleCatalog catalog)
 
     public IndexedSegment? Find(string segmentId) => _snapshot.ById.GetValueOrDefault(segmentId);
 
+    /// <summary>
+    /// A 64-bit digest of the segments held (ids and versions), the same in every process that holds the same
+    /// segments: a profile stamped with it was evaluated against exactly these segments, so one whose stamp differs
+    /// must be evaluated again.
+    /// </summary>
+    public ulong Fingerprint => _snapshot.Fingerprint;
+
     /// <summary>Adds a segment or replaces its rule. The index owns the compiled rule from now on and disposes it when replaced.</summary>
     public IndexedSegment Upsert(string segmentId, CompiledRule rule, long version = 1)
     {
@@ -310,6 +317,44 @@ public sealed class SegmentIndex(RuleCatalog catalog)
         public IndexedSegment[] AllInOrder() => _all ??= Order(ById.Values);
 
         private IndexedSegment[]? _all;
+
+        public ulong Fingerprint
+        {
+            get
+            {
+                // Computed once per snapshot; a race computes the same value twice, never a torn one.
+                if (!_hasFingerprint)
+                {
+                    _fingerprint = Digest(ById.Values);
+                    _hasFingerprint = true;
+                }
+
+                return _fingerprint;
+            }
+        }
+
+        private ulong _fingerprint;
+        private volatile bool _hasFingerprint;
+
+        /// <summary>Order-independent: the sum of a mixed hash of each segment's id and version.</summary>
+        private static ulong Digest(IEnumerable<IndexedSegment> segments)
+        {
+            var digest = 0x9E3779B97F4A7C15UL;
+            foreach (var segment in segments)
+            {
+                var hash = 14695981039346656037UL;
+                foreach (var c in segment.Id)
+                {
+                    hash = (hash ^ c) * 1099511628211UL;
+                }
+
+                hash ^= (ulong)segment.Version * 0xBF58476D1CE4E5B9UL;
+                hash ^= hash >> 31;
+                digest += hash * 0x94D049BB133111EBUL;
+            }
+
+            return digest;
+        }
 
         private HashSet<IndexedSegment> Union(string eventType, ProfileFields fields, IReadOnlyList<string> traits)
         {

@@ -614,9 +614,14 @@ public sealed class EventParser
 /// <c>properties</c> or <c>context</c>. Written out as it is; read into rule values where rules need them.
 /// </summary>
 [System.Text.Json.Serialization.JsonConverter(typeof(RawJsonConverter))]
+[GenerateSerializer]
+[Immutable]
 public sealed class RawJson(byte[] utf8)
 {
-    public ReadOnlyMemory<byte> Utf8 { get; } = utf8;
+    [Id(0)]
+    private readonly byte[] _utf8 = utf8;
+
+    public ReadOnlyMemory<byte> Utf8 => _utf8;
 
     public override string ToString() => Encoding.UTF8.GetString(Utf8.Span);
 

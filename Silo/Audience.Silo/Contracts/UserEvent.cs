@@ -4,13 +4,15 @@ using System.Text.Json.Serialization;
 namespace Audience.Silo.Contracts;
 
 /// <summary>A behavioural event, in seed 004's <c>user-events</c> format.</summary>
+[GenerateSerializer]
+[Immutable]
 public sealed record UserEvent(
-    string EventId,
-    string UserId,
-    string EventType,
-    DateTimeOffset Timestamp,
-    RawJson? Properties,
-    RawJson? Context);
+    [property: Id(0)] string EventId,
+    [property: Id(1)] string UserId,
+    [property: Id(2)] string EventType,
+    [property: Id(3)] DateTimeOffset Timestamp,
+    [property: Id(4)] RawJson? Properties,
+    [property: Id(5)] RawJson? Context);
 
 /// <summary>A membership change, in seed 004's <c>user-segments</c> format.</summary>
 public sealed record MembershipChangeMessage(

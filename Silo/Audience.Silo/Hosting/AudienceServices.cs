@@ -1,12 +1,18 @@
 using Audience.Rules.Indexing;
 using Audience.Rules.Profiles;
+using Audience.Silo.Grains;
 using Audience.Silo.Kafka;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Hosting;
+using Orleans.Runtime.Hosting;
 
 namespace Audience.Silo.Hosting;
 
@@ -14,7 +20,7 @@ namespace Audience.Silo.Hosting;
 /// How this process is deployed, read from configuration: embedded (one process, SQLite, in-process log) or
 /// Kafka mode (<c>Kafka:BootstrapServers</c> set; Api and Silo processes, segments in PostgreSQL).
 /// </summary>
-public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectionString, string ProfileStoreKind)
+public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectionString, string ProfileStoreKind, OrleansOptions Orleans)
 {
     public bool IsKafka => Kafka is not null;
 
@@ -39,6 +45,7 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
     public static AudienceMode Read(IConfiguration configuration, bool siloProcess)
     {
         var kafka = configuration.GetSection("Kafka").Get<KafkaOptions>() ?? new KafkaOptions();
+        var orleans = OrleansOptions.Read(configuration);
         var postgres = configuration["Postgres:ConnectionString"];
         if (postgres is not null && string.IsNullOrWhiteSpace(postgres))
         {
@@ -76,7 +83,7 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
                     "the Kafka brokers (host:port,...): the Silo runs as its own process only in Kafka mode; embedded, run Api/Audience.Api alone");
             }
 
-            return new AudienceMode(null, postgres, kind);
+            return new AudienceMode(null, postgres, kind, orleans);
         }
 
         var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
@@ -93,12 +100,13 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
                 "a connection string: in Kafka mode every Api and Silo process reads segment definitions from PostgreSQL");
         }
 
-        if (!siloProcess && kind != "postgres")
+        if (kind != "postgres")
         {
-            throw new ConfigurationException("ProfileStore:Kind", "'postgres' in the Api in Kafka mode: it answers profile queries from the store the Silos write");
+            throw new ConfigurationException("ProfileStore:Kind",
+                "'postgres' in Kafka mode: every Silo reads and writes the same profiles as users move between them, and the Api answers from them");
         }
 
-        return new AudienceMode(kafka, postgres, kind);
+        return new AudienceMode(kafka, postgres, kind, orleans);
     }
 }
 
@@ -111,7 +119,7 @@ public sealed class ConfigurationException(string key, string expected)
 
 public static class AudienceServices
 {
-    /// <summary>The services every process needs: options, stores, segments and the index.</summary>
+    /// <summary>The services every process needs: options, the profile store, segments and the index, queries.</summary>
     public static IServiceCollection AddAudienceCore(this IServiceCollection services, IConfiguration configuration, AudienceMode mode)
     {
         services.AddOptions<SiloOptions>()
@@ -125,7 +133,7 @@ public static class AudienceServices
             return string.IsNullOrWhiteSpace(dataDirectory) ? options : options with { DataDirectory = dataDirectory };
         });
         services.AddSingleton(mode);
-        services.AddSingleton(TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<RuleCatalog>();
         services.AddSingleton<SegmentIndex>();
         services.AddSingleton<ChangeFeed>();
@@ -142,11 +150,11 @@ public static class AudienceServices
 
         if (mode.ProfileStoreKind == "postgres")
         {
-            services.AddSingleton<IProfileStoreFactory>(sp => new PostgresProfileStoreFactory(sp.GetRequiredService<PostgresDatabase>()));
+            services.AddSingleton<IProfileStore>(sp => new PostgresProfileStore(sp.GetRequiredService<PostgresDatabase>().DataSource));
         }
         else
         {
-            services.AddSingleton<IProfileStoreFactory>(sp => new EmbeddedProfileStoreFactory(sp.GetRequiredService<Database>()));
+            services.AddSingleton<IProfileStore>(sp => new EmbeddedProfileStore(sp.GetRequiredService<Database>()));
         }
 
         if (mode.IsKafka)
@@ -160,6 +168,9 @@ public static class AudienceServices
         else
         {
             services.AddSingleton<ISegmentStore>(sp => new EmbeddedSegmentStore(sp.GetRequiredService<Database>()));
+            // The in-process log stands in for user-events: the Api appends to it, the silo's readers read it.
+            services.AddSingleton(sp => new EventLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<SiloOptions>().Partitions,
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EventLog>>()));
         }
 
         services.AddSingleton(sp =>
@@ -173,6 +184,118 @@ public static class AudienceServices
             return new SegmentService(sp.GetRequiredService<ISegmentStore>(), sp.GetRequiredService<SegmentIndex>(),
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<SiloOptions>().Partitions);
         });
+        services.AddSingleton<ProfileQueries>();
         return services;
+    }
+
+    /// <summary>
+    /// Creates or migrates the databases before anything starts: Orleans' membership tables live in PostgreSQL too,
+    /// and a silo reads them as soon as it starts.
+    /// </summary>
+    public static void PrepareStorage(this IServiceProvider services)
+    {
+        var mode = services.GetRequiredService<AudienceMode>();
+        if (mode.PostgresConnectionString is not null)
+        {
+            services.GetRequiredService<PostgresDatabase>();
+        }
+
+        if (!mode.IsKafka)
+        {
+            services.GetRequiredService<Database>();
+        }
+    }
+
+    /// <summary>
+    /// This process as an Orleans silo: embedded, on localhost clustering beside the Api, reading the in-process log;
+    /// in Kafka mode, one of any number of silos clustered through PostgreSQL, reading <c>user-events</c>.
+    /// </summary>
+    public static ISiloBuilder AddAudienceSilo(this ISiloBuilder silo, AudienceMode mode)
+    {
+        var orleans = mode.Orleans;
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = orleans.ClusterId;
+            o.ServiceId = orleans.ServiceId;
+        });
+        if (mode.IsKafka)
+        {
+            silo.UseAdoNetClustering(o =>
+            {
+                o.Invariant = "Npgsql";
+                o.ConnectionString = mode.PostgresConnectionString;
+            });
+            var siloPort = orleans.SiloPort == 0 ? OrleansOptions.FreePort() : orleans.SiloPort;
+            var gatewayPort = orleans.GatewayPort == 0 ? OrleansOptions.FreePort() : orleans.GatewayPort;
+            if (orleans.AdvertisedIPAddress is { } address)
+            {
+                silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: true);
+            }
+            else
+            {
+                silo.ConfigureEndpoints(siloPort, gatewayPort, listenOnAnyHostAddress: true);
+            }
+        }
+        else
+        {
+            // Embedded: a cluster of one, on loopback, with no gateway (the Api calls its grains in process).
+            var siloPort = orleans.SiloPort == 0 ? OrleansOptions.FreePort() : orleans.SiloPort;
+            silo.UseLocalhostClustering(siloPort, gatewayPort: 0, primarySiloEndpoint: null, serviceId: orleans.ServiceId, clusterId: orleans.ClusterId);
+        }
+
+        var services = silo.Services;
+        services.AddSingleton<IClusterAccess, LocalCluster>();
+        services.AddOptions<GrainCollectionOptions>().Configure<SiloOptions>((o, options) =>
+        {
+            o.CollectionAge = options.IdleTimeout;
+            o.CollectionQuantum = TimeSpan.FromTicks(Math.Min(TimeSpan.FromMinutes(1).Ticks, options.IdleTimeout.Ticks / 2));
+        });
+        services.AddGrainStorage(ProfileGrainStorage.Name, (sp, _) => new ProfileGrainStorage(sp.GetRequiredService<IProfileStore>()));
+        services.AddPlacementDirector<PartitionPlacement, PartitionPlacementDirector>();
+        services.AddSingleton<SiloContext>();
+        services.AddSingleton<ActiveUsers>();
+        services.AddSingleton<SiloMetrics>();
+        services.AddSingleton<LocalReaders>();
+        services.AddSingleton<PartitionSupervisor>();
+        services.AddHostedService(sp => sp.GetRequiredService<PartitionSupervisor>());
+        services.AddHostedService<Housekeeping>();
+        if (mode.IsKafka)
+        {
+            services.AddSingleton<KafkaPartitionSources>();
+            services.AddSingleton<IPartitionSources>(sp => sp.GetRequiredService<KafkaPartitionSources>());
+            services.AddSingleton<KafkaOutputs>();
+            services.AddSingleton<ISiloOutputs>(sp => sp.GetRequiredService<KafkaOutputs>());
+        }
+        else
+        {
+            services.AddSingleton<IPartitionSources, LogPartitionSources>();
+            services.AddSingleton<ISiloOutputs, FeedOutputs>();
+        }
+
+        return silo;
+    }
+
+    /// <summary>
+    /// The Api in Kafka mode: an Orleans client of the silos' cluster, found through PostgreSQL. It waits for a silo at
+    /// start-up, trying again each second, so the Api and the silos may start in any order.
+    /// </summary>
+    public static IClientBuilder AddAudienceClient(this IClientBuilder client, AudienceMode mode)
+    {
+        client.UseConnectionRetryFilter(async (_, cancellationToken) =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            return true;
+        });
+        client.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = mode.Orleans.ClusterId;
+            o.ServiceId = mode.Orleans.ServiceId;
+        });
+        client.UseAdoNetClustering(o =>
+        {
+            o.Invariant = "Npgsql";
+            o.ConnectionString = mode.PostgresConnectionString;
+        });
+        return client;
     }
 }

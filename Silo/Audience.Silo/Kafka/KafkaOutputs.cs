@@ -7,31 +7,56 @@ using Confluent.Kafka;
 namespace Audience.Silo.Kafka;
 
 /// <summary>
-/// One partition worker's outputs in Kafka mode, on the Silo's shared idempotent producer: membership changes to
-/// <c>user-segments</c> keyed by user id (in order per user; header <c>change-id</c> and
-/// <c>metadata.changeId</c> identify duplicates), enriched purchases to <c>orders-analytics</c> keyed by event id,
-/// and dead letters to <c>user-events-dlq</c>. Counts what is in flight per sealed batch, so the worker's
-/// write-behind waits for exactly what its checkpoint covers.
+/// The Silo's outputs in Kafka mode, on one idempotent producer per silo: membership changes to
+/// <c>user-segments</c> keyed by user id (in order per user; header <c>change-id</c> and <c>metadata.changeId</c>
+/// identify duplicates), enriched purchases to <c>orders-analytics</c> keyed by event id, and dead letters to
+/// <c>user-events-dlq</c>. Each call completes when the broker has acknowledged all it sent.
 /// </summary>
-public sealed class KafkaOutputs(IProducer<string, byte[]> producer, KafkaTopics topics) : ISiloOutputs
+public sealed class KafkaOutputs : ISiloOutputs, IDisposable
 {
-    private readonly Lock _gate = new();
-    private Batch _current = new(producer);
+    private readonly IProducer<string, byte[]> _producer;
+    private readonly KafkaTopics _topics;
+    private int _disposed;
+
+    public KafkaOutputs(KafkaOptions kafka)
+    {
+        var config = kafka.Producer("audience-silo");
+        config.MessageTimeoutMs = 300_000; // outputs wait out a broker outage; the partition waits with them
+        _producer = new ProducerBuilder<string, byte[]>(config).Build();
+        _topics = kafka.Topics;
+    }
 
     public bool WantsOrders => true;
 
-    public void MembershipChanged(MembershipChangeMessage change) =>
-        Produce(topics.UserSegments, change.UserId, JsonSerializer.SerializeToUtf8Bytes(change, SiloJsonContext.Default.MembershipChangeMessage),
-            change.Metadata.ChangeId);
+    public async Task DeliverAsync(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<OrderAnalyticsMessage> orders)
+    {
+        if (changes.Count == 0 && orders.Count == 0)
+        {
+            return;
+        }
 
-    public void Order(OrderAnalyticsMessage order) =>
-        Produce(topics.OrdersAnalytics, order.EventId, JsonSerializer.SerializeToUtf8Bytes(order, SiloJsonContext.Default.OrderAnalyticsMessage), order.EventId);
+        // Started in order, so the producer keeps a user's changes in order; awaited together.
+        var deliveries = new List<Task>(changes.Count + orders.Count);
+        foreach (var change in changes)
+        {
+            deliveries.Add(Produce(_topics.UserSegments, change.UserId,
+                JsonSerializer.SerializeToUtf8Bytes(change, SiloJsonContext.Default.MembershipChangeMessage), change.Metadata.ChangeId));
+        }
 
-    public void DeadLetter(DeadLetterMessage message) =>
-        Produce(topics.DeadLetter, message.Key ?? string.Empty, JsonSerializer.SerializeToUtf8Bytes(message, SiloJsonContext.Default.DeadLetterMessage),
+        foreach (var order in orders)
+        {
+            deliveries.Add(Produce(_topics.OrdersAnalytics, order.EventId,
+                JsonSerializer.SerializeToUtf8Bytes(order, SiloJsonContext.Default.OrderAnalyticsMessage), order.EventId));
+        }
+
+        await Task.WhenAll(deliveries).ConfigureAwait(false);
+    }
+
+    public Task DeadLetterAsync(DeadLetterMessage message) =>
+        Produce(_topics.DeadLetter, message.Key ?? string.Empty, JsonSerializer.SerializeToUtf8Bytes(message, SiloJsonContext.Default.DeadLetterMessage),
             $"{message.Topic}/{message.Partition}/{message.Offset}");
 
-    private void Produce(string topic, string key, byte[] value, string? dedupeId)
+    private Task<DeliveryResult<string, byte[]>> Produce(string topic, string key, byte[] value, string? dedupeId)
     {
         var message = new Message<string, byte[]> { Key = key, Value = value };
         if (dedupeId is not null)
@@ -39,71 +64,18 @@ public sealed class KafkaOutputs(IProducer<string, byte[]> producer, KafkaTopics
             message.Headers = [new Header("change-id", Encoding.UTF8.GetBytes(dedupeId))];
         }
 
-        // The worker and the consumer thread (dead letters) both emit; the gate keeps each message in the batch
-        // that was current when it was handed to the producer.
-        lock (_gate)
-        {
-            var batch = _current;
-            batch.Add();
-            while (true)
-            {
-                try
-                {
-                    producer.Produce(topic, message, batch.Delivered);
-                    return;
-                }
-                catch (ProduceException<string, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
-                {
-                    // The producer's queue is full while the broker catches up: wait for deliveries, then go on.
-                    producer.Poll(TimeSpan.FromMilliseconds(100));
-                }
-                catch
-                {
-                    batch.Delivered(null);
-                    throw;
-                }
-            }
-        }
+        return _producer.ProduceAsync(topic, message);
     }
 
-    public IOutputBatch Seal()
+    public void Dispose()
     {
-        lock (_gate)
+        // Registered as itself and as the outputs, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
-            var sealedBatch = _current;
-            _current = new Batch(producer);
-            return sealedBatch;
-        }
-    }
-
-    private sealed class Batch(IProducer<string, byte[]> producer) : IOutputBatch
-    {
-        private long _pending;
-        private volatile string? _failure;
-
-        public void Add() => Interlocked.Increment(ref _pending);
-
-        public void Delivered(DeliveryReport<string, byte[]>? report)
-        {
-            if (report is null || report.Error.IsError)
-            {
-                _failure = report is null ? "not produced" : $"{report.Topic}: {report.Error.Reason}";
-            }
-
-            Interlocked.Decrement(ref _pending);
+            return;
         }
 
-        public void WaitDelivered()
-        {
-            while (Interlocked.Read(ref _pending) > 0)
-            {
-                producer.Flush(TimeSpan.FromMilliseconds(50));
-            }
-
-            if (_failure is { } failure)
-            {
-                throw new DeliveryException($"An output was not delivered ({failure}); the partition restarts from its checkpoint.");
-            }
-        }
+        _producer.Flush(TimeSpan.FromSeconds(10));
+        _producer.Dispose();
     }
 }

@@ -1,64 +1,68 @@
+using Audience.Silo.Contracts;
 using Audience.Silo.Storage;
 
 namespace Audience.Silo.Processing;
 
 /// <summary>
-/// Where a partition worker's events come from: a partition of the embedded log, or a Kafka partition this
-/// Silo owns. Sequence numbers grow within the partition (a Kafka message's is its offset + 1), and a profile
-/// keeps the last one applied to it, which makes replays harmless.
+/// An entry of a partition at its sequence number (a Kafka offset + 1, so that 0 means "nothing yet"): an event, or
+/// a message that could not be read, described as the dead letter it becomes.
 /// </summary>
-public interface IPartitionSource
+public sealed record PartitionEntry(long Seq, long ReceivedAt, UserEvent? Event, DeadLetterMessage? DeadLetter = null);
+
+/// <summary>Where a partition reader's entries come from: a partition of the embedded log, or a Kafka partition.</summary>
+public interface IPartitionSource : IAsyncDisposable
 {
-    /// <summary>Where the events come from, as a dead letter names its origin.</summary>
+    /// <summary>Where the entries come from, as a dead letter names its origin.</summary>
     string Topic { get; }
 
     int Partition { get; }
 
-    /// <summary>The sequence number after which the worker starts reading.</summary>
-    long Start(IProfileStore store);
-
-    /// <summary>Up to <paramref name="max"/> events after <paramref name="afterSeq"/>, in order; never blocks.</summary>
-    IReadOnlyList<LoggedEvent> Read(long afterSeq, int max);
-
-    /// <summary>Waits until events may be ready, <see cref="Wake"/> is called, or the timeout passes.</summary>
-    Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken);
-
-    void Wake();
-
-    /// <summary>
-    /// The user's past events up to <paramref name="uptoSeq"/> and received since <paramref name="receivedSince"/>,
-    /// to fill an aggregate a new segment needs; empty where the source keeps no per-user history.
-    /// </summary>
-    IReadOnlyList<LoggedEvent> ReadUser(string userId, long uptoSeq, long receivedSince);
-
-    /// <summary>Everything up to <paramref name="seq"/> is durable in the store, and its outputs delivered.</summary>
-    void Checkpointed(long seq);
+    /// <summary>Up to <paramref name="max"/> entries after <paramref name="afterSeq"/>, in order; waits up to <paramref name="wait"/> for the first.</summary>
+    Task<IReadOnlyList<PartitionEntry>> ReadAsync(long afterSeq, int max, TimeSpan wait, CancellationToken cancellationToken);
 }
 
-/// <summary>A partition of the embedded <see cref="EventLog"/>; the checkpoint lives in the profile store.</summary>
-public sealed class LogPartitionSource(EventLog log, Database database, int partition) : IPartitionSource, IDisposable
+/// <summary>Opens partitions of the event stream this process reads: the embedded log, or <c>user-events</c>.</summary>
+public interface IPartitionSources
 {
-    private readonly Microsoft.Data.Sqlite.SqliteConnection _connection = database.Open(durable: false);
+    /// <summary>How many partitions the stream has; waits for Kafka if it is away.</summary>
+    Task<int> CountAsync(CancellationToken cancellationToken);
 
-    public string Topic => "embedded-log";
+    Task<IPartitionSource> OpenAsync(int partition, long afterSeq, CancellationToken cancellationToken);
+}
 
-    public int Partition => partition;
+/// <summary>The embedded log's partitions, read from its SQLite table; a new append wakes the reader.</summary>
+public sealed class LogPartitionSources(EventLog log, Database database) : IPartitionSources
+{
+    public Task<int> CountAsync(CancellationToken cancellationToken) => Task.FromResult(log.Partitions);
 
-    public long Start(IProfileStore store) => store.LoadCheckpoint(partition);
+    public Task<IPartitionSource> OpenAsync(int partition, long afterSeq, CancellationToken cancellationToken) =>
+        Task.FromResult<IPartitionSource>(new LogPartitionSource(log, database, partition));
 
-    public IReadOnlyList<LoggedEvent> Read(long afterSeq, int max) => EventLog.Read(_connection, partition, afterSeq, max);
-
-    public Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) => log.WaitAsync(partition, timeout, cancellationToken);
-
-    public void Wake() => log.Wake(partition);
-
-    public IReadOnlyList<LoggedEvent> ReadUser(string userId, long uptoSeq, long receivedSince) =>
-        EventLog.ReadUser(_connection, userId, uptoSeq, receivedSince);
-
-    public void Checkpointed(long seq)
+    private sealed class LogPartitionSource(EventLog log, Database database, int partition) : IPartitionSource
     {
-        // The checkpoint was saved with the profiles.
-    }
+        private readonly Microsoft.Data.Sqlite.SqliteConnection _connection = database.Open(durable: false);
 
-    public void Dispose() => _connection.Dispose();
+        public string Topic => "embedded-log";
+
+        public int Partition => partition;
+
+        public async Task<IReadOnlyList<PartitionEntry>> ReadAsync(long afterSeq, int max, TimeSpan wait, CancellationToken cancellationToken)
+        {
+            var entries = EventLog.Read(_connection, partition, afterSeq, max);
+            if (entries.Count == 0 && wait > TimeSpan.Zero)
+            {
+                // The log wakes this partition's waiter on every append; a wake-up before the wait is not lost.
+                await log.WaitAsync(partition, wait, cancellationToken).ConfigureAwait(false);
+                entries = EventLog.Read(_connection, partition, afterSeq, max);
+            }
+
+            return entries;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _connection.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
 }

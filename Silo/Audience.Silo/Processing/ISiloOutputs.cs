@@ -3,32 +3,20 @@ using Audience.Silo.Contracts;
 namespace Audience.Silo.Processing;
 
 /// <summary>
-/// What the Silo emits: membership changes (to live subscribers, or to <c>user-segments</c>), enriched orders
-/// (to <c>orders-analytics</c>), and events it cannot apply (to <c>user-events-dlq</c>). When a partition worker
-/// writes its state behind, it seals what was emitted so far (<see cref="Seal"/>) and waits for that to be
-/// delivered before the write, so that nothing a checkpoint covers is left undelivered; what it emits meanwhile
-/// goes into the next batch.
+/// What the Silo emits: membership changes (to live subscribers, or to <c>user-segments</c>), enriched orders (to
+/// <c>orders-analytics</c>), and events it cannot apply (to <c>user-events-dlq</c>). A user grain delivers what one
+/// call produced before it writes the profile that records it, and a partition reader delivers its dead letters
+/// before its checkpoint passes them: so a crash repeats outputs (each with its dedupe id) but never loses one.
 /// </summary>
 public interface ISiloOutputs
 {
-    /// <summary>Whether orders are wanted, so the worker builds them only then.</summary>
+    /// <summary>Whether orders are wanted, so grains build them only then.</summary>
     bool WantsOrders { get; }
 
-    void MembershipChanged(MembershipChangeMessage change);
+    /// <summary>Completes once every message is delivered; fails if one could not be (the caller retries).</summary>
+    Task DeliverAsync(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<OrderAnalyticsMessage> orders);
 
-    void Order(OrderAnalyticsMessage order);
-
-    void DeadLetter(DeadLetterMessage message);
-
-    /// <summary>Ends the current batch of outputs and returns it; later outputs go into a new one.</summary>
-    IOutputBatch Seal();
-}
-
-/// <summary>Outputs emitted between two <see cref="ISiloOutputs.Seal"/> calls.</summary>
-public interface IOutputBatch
-{
-    /// <summary>Blocks until the batch is delivered; <see cref="DeliveryException"/> if part of it could not be.</summary>
-    void WaitDelivered();
+    Task DeadLetterAsync(DeadLetterMessage message);
 }
 
 /// <summary>The embedded outputs: membership changes go to the in-process feed behind <c>GET /api/changes</c>.</summary>
@@ -36,26 +24,16 @@ public sealed class FeedOutputs(ChangeFeed feed) : ISiloOutputs
 {
     public bool WantsOrders => false;
 
-    public void MembershipChanged(MembershipChangeMessage change) => feed.Publish(change);
-
-    public void Order(OrderAnalyticsMessage order)
+    public Task DeliverAsync(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<OrderAnalyticsMessage> orders)
     {
-    }
-
-    public void DeadLetter(DeadLetterMessage message)
-    {
-        // Events are validated before the embedded log takes them; the worker logs the rare failure.
-    }
-
-    /// <summary>The feed delivers as it publishes.</summary>
-    public IOutputBatch Seal() => Delivered.Batch;
-
-    private sealed class Delivered : IOutputBatch
-    {
-        public static readonly Delivered Batch = new();
-
-        public void WaitDelivered()
+        foreach (var change in changes)
         {
+            feed.Publish(change);
         }
+
+        return Task.CompletedTask;
     }
+
+    /// <summary>Events are validated before the embedded log takes them; the reader logs the rare one that no longer reads.</summary>
+    public Task DeadLetterAsync(DeadLetterMessage message) => Task.CompletedTask;
 }

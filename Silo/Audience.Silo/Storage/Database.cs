@@ -3,15 +3,19 @@ using Microsoft.Data.Sqlite;
 namespace Audience.Silo.Storage;
 
 /// <summary>
-/// The embedded SQLite database (one file in the data directory) holding the event log, profiles, memberships,
-/// history and segments, in WAL mode. Connections that acknowledge data (the event log, segments) commit with
-/// synchronous=FULL, so a commit survives a crash of the process or the machine; the profile store's write-behind
-/// uses NORMAL, which survives a process crash, and anything it loses on power failure is replayed from the log,
-/// because the checkpoint moves in the same transaction as the profiles. All writers take <see cref="WriteGate"/>,
-/// so they hand over in-process instead of sleeping in SQLite's busy handler.
+/// The embedded SQLite database (one file in the data directory) holding the event log, profile records, the
+/// membership index, history chunks, partition checkpoints and segments, in WAL mode. Connections that acknowledge
+/// data (the event log, segments) commit with synchronous=FULL, so a commit survives a crash of the process or the
+/// machine; the profile store uses NORMAL, which survives a process crash, and anything it loses on power failure is
+/// replayed from the log: a partition's checkpoint is written after the records it covers, and WAL keeps
+/// transactions in order, so no checkpoint outlives the records before it. All writers take
+/// <see cref="WriteGate"/>, so they hand over in-process instead of sleeping in SQLite's busy handler.
 /// </summary>
 public sealed class Database
 {
+    /// <summary>The layout this version writes (PRAGMA user_version).</summary>
+    private const int LayoutVersion = 2;
+
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS events(
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -22,33 +26,27 @@ public sealed class Database
             payload BLOB NOT NULL);
         CREATE INDEX IF NOT EXISTS events_by_partition ON events(partition, seq);
         CREATE INDEX IF NOT EXISTS events_by_user ON events(user_id, seq);
-        CREATE TABLE IF NOT EXISTS checkpoints(partition INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS profiles(
+        CREATE TABLE IF NOT EXISTS partitions(partition INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, seq INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS profile_records(
             user_id TEXT PRIMARY KEY,
             partition INTEGER NOT NULL,
+            generation INTEGER NOT NULL,
             last_seq INTEGER NOT NULL,
-            next_timer INTEGER,
-            state BLOB NOT NULL,
-            updated_at INTEGER NOT NULL,
-            version INTEGER NOT NULL DEFAULT 1);
-        CREATE INDEX IF NOT EXISTS profiles_by_partition ON profiles(partition, user_id);
-        CREATE INDEX IF NOT EXISTS profiles_by_timer ON profiles(partition, next_timer) WHERE next_timer IS NOT NULL;
+            next_due INTEGER,
+            data BLOB NOT NULL,
+            updated_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS profile_records_by_partition ON profile_records(partition, user_id);
+        CREATE INDEX IF NOT EXISTS profile_records_by_due ON profile_records(partition, next_due) WHERE next_due IS NOT NULL;
         CREATE TABLE IF NOT EXISTS memberships(
             segment_id TEXT NOT NULL,
             user_id TEXT NOT NULL,
             since INTEGER NOT NULL,
-            PRIMARY KEY(segment_id, user_id));
-        CREATE INDEX IF NOT EXISTS memberships_by_user ON memberships(user_id);
-        CREATE TABLE IF NOT EXISTS membership_history(
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            PRIMARY KEY(segment_id, user_id)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS history_chunks(
             user_id TEXT NOT NULL,
-            segment_id TEXT NOT NULL,
-            action TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            at INTEGER NOT NULL,
-            latency_ms REAL NOT NULL,
-            event_id TEXT);
-        CREATE INDEX IF NOT EXISTS history_by_user ON membership_history(user_id, id);
+            chunk INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY(user_id, chunk)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS backfills(
             partition INTEGER NOT NULL,
             segment_id TEXT NOT NULL,
@@ -73,6 +71,19 @@ public sealed class Database
             PRIMARY KEY(id, version));
         """;
 
+    /// <summary>
+    /// Layout 1 kept a profile row, a membership row and a history row per change. Its derived tables are dropped,
+    /// not converted: the partitions start again from the beginning of the log, which rebuilds every profile,
+    /// membership and history entry from the events it still holds (replaying the log gives the same profiles).
+    /// </summary>
+    private const string FromLayout1 = """
+        DROP TABLE IF EXISTS profiles;
+        DROP TABLE IF EXISTS memberships;
+        DROP TABLE IF EXISTS membership_history;
+        DROP TABLE IF EXISTS checkpoints;
+        DROP TABLE IF EXISTS backfills;
+        """;
+
     private readonly string _connectionString;
 
     public Database(string dataDirectory)
@@ -87,11 +98,18 @@ public sealed class Database
         }.ToString();
         using var connection = Open();
         Execute(connection, "PRAGMA journal_mode=WAL;");
-        Execute(connection, Schema);
-        if (Scalar(connection, "SELECT count(*) FROM pragma_table_info('profiles') WHERE name = 'version'") == 0)
+        var layout = Scalar(connection, "PRAGMA user_version");
+        var layout1 = layout < LayoutVersion && Scalar(connection, "SELECT count(*) FROM sqlite_master WHERE name = 'profiles'") > 0;
+        using (var transaction = connection.BeginTransaction())
         {
-            // Data directories from before optimistic concurrency: every stored profile starts at version 1.
-            Execute(connection, "ALTER TABLE profiles ADD COLUMN version INTEGER NOT NULL DEFAULT 1");
+            if (layout1)
+            {
+                Execute(connection, FromLayout1, transaction);
+            }
+
+            Execute(connection, Schema, transaction);
+            Execute(connection, $"PRAGMA user_version = {LayoutVersion}", transaction);
+            transaction.Commit();
         }
     }
 

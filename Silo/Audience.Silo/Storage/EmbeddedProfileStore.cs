@@ -1,177 +1,256 @@
+using System.Collections.Concurrent;
 using Microsoft.Data.Sqlite;
 
 namespace Audience.Silo.Storage;
 
 /// <summary>
-/// The embedded profile store. A partition worker writes behind: all its changed profiles, their membership
-/// changes and the partition's checkpoint go in one transaction, so after a crash the store is exactly the
-/// state after some prefix of the partition's events, and replay from the checkpoint completes it.
+/// The embedded profile store, in the service's SQLite database. A batch of writes is one transaction on one writer
+/// connection: every record with its generation check, its membership index changes and its sealed history chunks.
+/// Reads use a small pool of connections, which WAL lets run beside the writer. SQLite does not do I/O
+/// asynchronously; its calls are short and run on the caller's thread. The event log keeps each user's events, so
+/// this store needs no archive of its own (<see cref="ArchivesEvents"/> is false).
 /// </summary>
-public sealed class EmbeddedProfileStore(SqliteConnection connection, Lock writeGate) : IProfileStore
+public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
 {
-    public StoredProfile? Load(string userId) =>
-        Database.Query(connection, "SELECT last_seq, next_timer, state, version FROM profiles WHERE user_id = $u",
-            r => new StoredProfile(userId, r.GetInt64(0), r.IsDBNull(1) ? null : r.GetInt64(1), (byte[])r.GetValue(2), r.GetInt64(3)),
-            ("$u", userId)).SingleOrDefault();
+    private readonly Database _database;
+    private readonly ConcurrentBag<SqliteConnection> _readers = [];
+    private readonly SqliteConnection _writer;
+    private readonly Lock _writeLock = new();
 
-    /// <summary>One indexed lookup each: SQLite is in process, so a round trip costs microseconds.</summary>
-    public Dictionary<string, StoredProfile> LoadMany(IReadOnlyCollection<string> userIds) =>
-        userIds.Select(Load).OfType<StoredProfile>().ToDictionary(p => p.UserId, StringComparer.Ordinal);
-
-    public long LoadCheckpoint(int partition) =>
-        Database.Scalar(connection, "SELECT seq FROM checkpoints WHERE partition = $p", ("$p", partition));
-
-    public void Save(int partition, IReadOnlyList<(StoredProfile Profile, long UpdatedAt)> profiles, IReadOnlyList<HistoryRow> history, long checkpoint)
+    public EmbeddedProfileStore(Database database)
     {
-        using var gate = writeGate.EnterScope();
-        using var transaction = connection.BeginTransaction();
-        using (var upsert = connection.CreateCommand())
-        {
-            upsert.Transaction = transaction;
-            upsert.CommandText = """
-                INSERT INTO profiles(user_id, partition, last_seq, next_timer, state, updated_at, version) VALUES ($u, $p, $seq, $timer, $state, $at, $v + 1)
-                ON CONFLICT(user_id) DO UPDATE SET partition = excluded.partition, last_seq = excluded.last_seq, next_timer = excluded.next_timer,
-                    state = excluded.state, updated_at = excluded.updated_at, version = excluded.version
-                WHERE profiles.version = $v
-                """;
-            var u = upsert.Parameters.Add("$u", SqliteType.Text);
-            upsert.Parameters.AddWithValue("$p", partition);
-            var seq = upsert.Parameters.Add("$seq", SqliteType.Integer);
-            var timer = upsert.Parameters.Add("$timer", SqliteType.Integer);
-            var state = upsert.Parameters.Add("$state", SqliteType.Blob);
-            var at = upsert.Parameters.Add("$at", SqliteType.Integer);
-            var version = upsert.Parameters.Add("$v", SqliteType.Integer);
-            foreach (var (profile, updatedAt) in profiles)
-            {
-                u.Value = profile.UserId;
-                seq.Value = profile.LastSeq;
-                timer.Value = profile.NextTimer is { } t ? t : DBNull.Value;
-                state.Value = profile.State;
-                at.Value = updatedAt;
-                version.Value = profile.Version;
-                if (upsert.ExecuteNonQuery() != 1)
-                {
-                    // Disposing the transaction rolls back what this batch wrote so far.
-                    throw new ProfileConflictException($"The profile of '{profile.UserId}' changed in the store since version {profile.Version}.");
-                }
-            }
-        }
-
-        if (history.Count > 0)
-        {
-            WriteHistory(history, transaction);
-        }
-
-        using (var checkpointCommand = connection.CreateCommand())
-        {
-            checkpointCommand.Transaction = transaction;
-            checkpointCommand.CommandText = "INSERT INTO checkpoints(partition, seq) VALUES ($p, $seq) ON CONFLICT(partition) DO UPDATE SET seq = excluded.seq";
-            checkpointCommand.Parameters.AddWithValue("$p", partition);
-            checkpointCommand.Parameters.AddWithValue("$seq", checkpoint);
-            checkpointCommand.ExecuteNonQuery();
-        }
-
-        transaction.Commit();
+        _database = database;
+        _writer = database.Open(durable: false);
     }
 
-    private void WriteHistory(IReadOnlyList<HistoryRow> history, SqliteTransaction transaction)
-    {
-        using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = "INSERT INTO membership_history(user_id, segment_id, action, reason, at, latency_ms, event_id) VALUES ($u, $s, $a, $r, $at, $l, $e)";
-        var u = insert.Parameters.Add("$u", SqliteType.Text);
-        var s = insert.Parameters.Add("$s", SqliteType.Text);
-        var a = insert.Parameters.Add("$a", SqliteType.Text);
-        var r = insert.Parameters.Add("$r", SqliteType.Text);
-        var at = insert.Parameters.Add("$at", SqliteType.Integer);
-        var l = insert.Parameters.Add("$l", SqliteType.Real);
-        var e = insert.Parameters.Add("$e", SqliteType.Text);
-        using var enter = connection.CreateCommand();
-        enter.Transaction = transaction;
-        enter.CommandText = "INSERT INTO memberships(segment_id, user_id, since) VALUES ($s, $u, $at) ON CONFLICT(segment_id, user_id) DO UPDATE SET since = excluded.since";
-        var es = enter.Parameters.Add("$s", SqliteType.Text);
-        var eu = enter.Parameters.Add("$u", SqliteType.Text);
-        var eat = enter.Parameters.Add("$at", SqliteType.Integer);
-        using var leave = connection.CreateCommand();
-        leave.Transaction = transaction;
-        leave.CommandText = "DELETE FROM memberships WHERE segment_id = $s AND user_id = $u";
-        var ls = leave.Parameters.Add("$s", SqliteType.Text);
-        var lu = leave.Parameters.Add("$u", SqliteType.Text);
-        foreach (var row in history)
-        {
-            u.Value = row.UserId;
-            s.Value = row.SegmentId;
-            a.Value = row.Entered ? "added" : "removed";
-            r.Value = row.Reason;
-            at.Value = row.At;
-            l.Value = row.LatencyMs;
-            e.Value = row.EventId is { } id ? id : DBNull.Value;
-            insert.ExecuteNonQuery();
-            if (row.Entered)
-            {
-                (es.Value, eu.Value, eat.Value) = (row.SegmentId, row.UserId, row.At);
-                enter.ExecuteNonQuery();
-            }
-            else
-            {
-                (ls.Value, lu.Value) = (row.SegmentId, row.UserId);
-                leave.ExecuteNonQuery();
-            }
-        }
-    }
-
-    public List<string> Users(int partition, string afterUserId, int limit) =>
-        Database.Query(connection, "SELECT user_id FROM profiles WHERE partition = $p AND user_id > $after ORDER BY user_id LIMIT $n",
-            r => r.GetString(0), ("$p", partition), ("$after", afterUserId), ("$n", limit));
-
-    public long CountUsers(int partition) =>
-        Database.Scalar(connection, "SELECT count(*) FROM profiles WHERE partition = $p", ("$p", partition));
-
-    public List<string> DueTimers(int partition, long upTo, int limit) =>
-        Database.Query(connection, "SELECT user_id FROM profiles WHERE partition = $p AND next_timer IS NOT NULL AND next_timer <= $t ORDER BY next_timer LIMIT $n",
-            r => r.GetString(0), ("$p", partition), ("$t", upTo), ("$n", limit));
-
-    public List<MembershipRow> Members(string segmentId, string afterUserId, int limit) =>
-        Database.Query(connection, "SELECT user_id, since FROM memberships WHERE segment_id = $s AND user_id > $after ORDER BY user_id LIMIT $n",
-            r => new MembershipRow(segmentId, r.GetString(0), r.GetInt64(1)), ("$s", segmentId), ("$after", afterUserId), ("$n", limit));
-
-    public long CountMembers(string segmentId) =>
-        Database.Scalar(connection, "SELECT count(*) FROM memberships WHERE segment_id = $s", ("$s", segmentId));
-
-    public List<HistoryEntry> History(string userId, long afterId, int limit) =>
-        Database.Query(connection,
-            "SELECT id, segment_id, action, reason, at, latency_ms, event_id FROM membership_history WHERE user_id = $u AND id > $after ORDER BY id LIMIT $n",
-            r => new HistoryEntry(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetDouble(5), r.IsDBNull(6) ? null : r.GetString(6)),
-            ("$u", userId), ("$after", afterId), ("$n", limit));
-
-    public Dictionary<string, long> BackfilledVersions(int partition) =>
-        Database.Query(connection, "SELECT segment_id, version FROM backfills WHERE partition = $p", r => (r.GetString(0), r.GetInt64(1)), ("$p", partition))
-            .ToDictionary(r => r.Item1, r => r.Item2, StringComparer.Ordinal);
-
-    public void MarkBackfilled(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills)
-    {
-        using var gate = writeGate.EnterScope();
-        using var transaction = connection.BeginTransaction();
-        foreach (var (segmentId, version) in backfills)
-        {
-            using var command = version is { } v
-                ? Database.Command(connection, "INSERT INTO backfills(partition, segment_id, version) VALUES ($p, $s, $v) ON CONFLICT(partition, segment_id) DO UPDATE SET version = excluded.version",
-                    ("$p", partition), ("$s", segmentId), ("$v", v))
-                : Database.Command(connection, "DELETE FROM backfills WHERE partition = $p AND segment_id = $s", ("$p", partition), ("$s", segmentId));
-            command.Transaction = transaction;
-            command.ExecuteNonQuery();
-        }
-
-        transaction.Commit();
-    }
-
-    public void Dispose() => connection.Dispose();
-}
-
-/// <summary>Opens embedded stores on the service's SQLite database, with write-behind durability.</summary>
-public sealed class EmbeddedProfileStoreFactory(Database database) : IProfileStoreFactory
-{
     public string Kind => "embedded";
 
-    public IProfileStore Open() => new EmbeddedProfileStore(database.Open(durable: false), database.WriteGate);
+    public bool ArchivesEvents => false;
+
+    public Task<ProfileRecord?> ReadAsync(string userId, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Read(r => Database.Query(r, $"SELECT {Columns} FROM profile_records WHERE user_id = $u", ToRecord, ("$u", userId)).SingleOrDefault()));
+
+    /// <summary>One indexed lookup each: SQLite is in process, so a round trip costs microseconds.</summary>
+    public Task<IReadOnlyDictionary<string, ProfileRecord>> ReadManyAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyDictionary<string, ProfileRecord>>(Read(r =>
+        {
+            using var command = Database.Command(r, $"SELECT {Columns} FROM profile_records WHERE user_id = $u", ("$u", string.Empty));
+            var found = new Dictionary<string, ProfileRecord>(StringComparer.Ordinal);
+            foreach (var userId in userIds)
+            {
+                command.Parameters[0].Value = userId;
+                using var reader = command.ExecuteReader();
+                if (reader.Read())
+                {
+                    found[userId] = ToRecord(reader);
+                }
+            }
+
+            return found;
+        }));
+
+    private const string Columns = "user_id, partition, generation, last_seq, next_due, data";
+
+    private static ProfileRecord ToRecord(SqliteDataReader r) => new()
+    {
+        UserId = r.GetString(0),
+        Partition = r.GetInt32(1),
+        Generation = r.GetInt64(2),
+        LastSeq = r.GetInt64(3),
+        NextDue = r.IsDBNull(4) ? null : r.GetInt64(4),
+        Data = (byte[])r.GetValue(5),
+    };
+
+    public Task<long[]> WriteAsync(IReadOnlyList<ProfileWrite> writes, CancellationToken cancellationToken = default)
+    {
+        var results = new long[writes.Count];
+        lock (_writeLock)
+        {
+            using var gate = _database.WriteGate.EnterScope();
+            using var transaction = _writer.BeginTransaction();
+            using var insert = Database.Command(_writer, """
+                INSERT INTO profile_records(user_id, partition, generation, last_seq, next_due, data, updated_at)
+                VALUES ($u, $p, 1, $s, $d, $data, $at) ON CONFLICT(user_id) DO NOTHING
+                """, ("$u", null), ("$p", null), ("$s", null), ("$d", null), ("$data", null), ("$at", null));
+            using var update = Database.Command(_writer, """
+                UPDATE profile_records SET partition = $p, generation = generation + 1, last_seq = $s, next_due = $d, data = $data, updated_at = $at
+                WHERE user_id = $u AND generation = $g
+                """, ("$u", null), ("$p", null), ("$s", null), ("$d", null), ("$data", null), ("$at", null), ("$g", null));
+            using var enter = Database.Command(_writer,
+                "INSERT INTO memberships(segment_id, user_id, since) VALUES ($s, $u, $at) ON CONFLICT(segment_id, user_id) DO UPDATE SET since = excluded.since",
+                ("$s", null), ("$u", null), ("$at", null));
+            using var leave = Database.Command(_writer, "DELETE FROM memberships WHERE segment_id = $s AND user_id = $u", ("$s", null), ("$u", null));
+            using var chunk = Database.Command(_writer,
+                "INSERT INTO history_chunks(user_id, chunk, data) VALUES ($u, $c, $data) ON CONFLICT(user_id, chunk) DO UPDATE SET data = excluded.data",
+                ("$u", null), ("$c", null), ("$data", null));
+            foreach (var command in new[] { insert, update, enter, leave, chunk })
+            {
+                command.Transaction = transaction;
+            }
+
+            for (var i = 0; i < writes.Count; i++)
+            {
+                var write = writes[i];
+                var record = write.Record;
+                var command = write.ExpectedGeneration == 0 ? insert : update;
+                command.Parameters["$u"].Value = record.UserId;
+                command.Parameters["$p"].Value = record.Partition;
+                command.Parameters["$s"].Value = record.LastSeq;
+                command.Parameters["$d"].Value = record.NextDue is { } due ? due : DBNull.Value;
+                command.Parameters["$data"].Value = record.Data;
+                command.Parameters["$at"].Value = write.UpdatedAt;
+                if (command == update)
+                {
+                    update.Parameters["$g"].Value = write.ExpectedGeneration;
+                }
+
+                if (command.ExecuteNonQuery() != 1)
+                {
+                    continue; // another writer got there first: nothing of this write is stored
+                }
+
+                foreach (var delta in write.Memberships)
+                {
+                    var target = delta.Since is null ? leave : enter;
+                    target.Parameters["$s"].Value = delta.SegmentId;
+                    target.Parameters["$u"].Value = record.UserId;
+                    if (delta.Since is { } since)
+                    {
+                        target.Parameters["$at"].Value = since;
+                    }
+
+                    target.ExecuteNonQuery();
+                }
+
+                foreach (var sealedChunk in write.History)
+                {
+                    chunk.Parameters["$u"].Value = record.UserId;
+                    chunk.Parameters["$c"].Value = sealedChunk.Chunk;
+                    chunk.Parameters["$data"].Value = sealedChunk.Data;
+                    chunk.ExecuteNonQuery();
+                }
+
+                results[i] = write.ExpectedGeneration + 1;
+            }
+
+            transaction.Commit();
+        }
+
+        return Task.FromResult(results);
+    }
+
+    public Task<PartitionLease> ClaimPartitionAsync(int partition, CancellationToken cancellationToken = default)
+    {
+        lock (_writeLock)
+        {
+            using var gate = _database.WriteGate.EnterScope();
+            var lease = Database.Query(_writer, """
+                INSERT INTO partitions(partition, epoch, seq) VALUES ($p, 1, 0)
+                ON CONFLICT(partition) DO UPDATE SET epoch = epoch + 1 RETURNING epoch, seq
+                """, r => new PartitionLease(partition, r.GetInt64(0), r.GetInt64(1)), ("$p", partition)).Single();
+            return Task.FromResult(lease);
+        }
+    }
+
+    public Task<bool> CheckpointAsync(int partition, long epoch, long seq, CancellationToken cancellationToken = default)
+    {
+        lock (_writeLock)
+        {
+            using var gate = _database.WriteGate.EnterScope();
+            using var command = Database.Command(_writer, "UPDATE partitions SET seq = $s WHERE partition = $p AND epoch = $e",
+                ("$s", seq), ("$p", partition), ("$e", epoch));
+            return Task.FromResult(command.ExecuteNonQuery() == 1);
+        }
+    }
+
+    public Task<IReadOnlyList<string>> DueAsync(int partition, long upTo, int limit, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<string>>(Read(r => Database.Query(r,
+            "SELECT user_id FROM profile_records WHERE partition = $p AND next_due IS NOT NULL AND next_due <= $t ORDER BY next_due LIMIT $n",
+            x => x.GetString(0), ("$p", partition), ("$t", upTo), ("$n", limit))));
+
+    public Task<IReadOnlyList<ProfileRecord>> ScanAsync(int partition, string afterUserId, int limit, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<ProfileRecord>>(Read(r => Database.Query(r,
+            $"SELECT {Columns} FROM profile_records WHERE partition = $p AND user_id > $after ORDER BY user_id LIMIT $n",
+            ToRecord, ("$p", partition), ("$after", afterUserId), ("$n", limit))));
+
+    public Task<long> CountUsersAsync(int partition, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Read(r => Database.Scalar(r, "SELECT count(*) FROM profile_records WHERE partition = $p", ("$p", partition))));
+
+    public Task<IReadOnlyList<MembershipRow>> MembersAsync(string segmentId, string afterUserId, int limit, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<MembershipRow>>(Read(r => Database.Query(r,
+            "SELECT user_id, since FROM memberships WHERE segment_id = $s AND user_id > $after ORDER BY user_id LIMIT $n",
+            x => new MembershipRow(segmentId, x.GetString(0), x.GetInt64(1)), ("$s", segmentId), ("$after", afterUserId), ("$n", limit))));
+
+    public Task<long> CountMembersAsync(string segmentId, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Read(r => Database.Scalar(r, "SELECT count(*) FROM memberships WHERE segment_id = $s", ("$s", segmentId))));
+
+    public Task<IReadOnlyList<HistoryChunk>> HistoryAsync(string userId, long fromChunk, int limit, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<HistoryChunk>>(Read(r => Database.Query(r,
+            "SELECT chunk, data FROM history_chunks WHERE user_id = $u AND chunk >= $c ORDER BY chunk LIMIT $n",
+            x => new HistoryChunk(x.GetInt64(0), (byte[])x.GetValue(1)), ("$u", userId), ("$c", fromChunk), ("$n", limit))));
+
+    /// <summary>The event log is the archive: its events of the user, by its per-user index.</summary>
+    public Task<IReadOnlyList<ArchivedEvent>> ArchiveAsync(string userId, long uptoSeq, long receivedSince, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<ArchivedEvent>>(Read(r => Database.Query(r,
+            "SELECT seq, received_at, payload FROM events WHERE user_id = $u AND seq <= $upto AND received_at >= $since ORDER BY seq",
+            x => new ArchivedEvent(x.GetInt64(0), x.GetInt64(1), (byte[])x.GetValue(2)), ("$u", userId), ("$upto", uptoSeq), ("$since", receivedSince))));
+
+    /// <summary>The event log prunes itself (<see cref="EventLog.Prune"/>).</summary>
+    public Task<long> PruneArchiveAsync(long receivedBefore, CancellationToken cancellationToken = default) => Task.FromResult(0L);
+
+    public Task<IReadOnlyDictionary<string, long>> BackfilledVersionsAsync(int partition, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyDictionary<string, long>>(Read(r => Database.Query(r, "SELECT segment_id, version FROM backfills WHERE partition = $p",
+            x => (x.GetString(0), x.GetInt64(1)), ("$p", partition)).ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal)));
+
+    public Task MarkBackfilledAsync(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills, CancellationToken cancellationToken = default)
+    {
+        lock (_writeLock)
+        {
+            using var gate = _database.WriteGate.EnterScope();
+            using var transaction = _writer.BeginTransaction();
+            foreach (var (segmentId, version) in backfills)
+            {
+                using var command = version is { } v
+                    ? Database.Command(_writer, "INSERT INTO backfills(partition, segment_id, version) VALUES ($p, $s, $v) ON CONFLICT(partition, segment_id) DO UPDATE SET version = excluded.version",
+                        ("$p", partition), ("$s", segmentId), ("$v", v))
+                    : Database.Command(_writer, "DELETE FROM backfills WHERE partition = $p AND segment_id = $s", ("$p", partition), ("$s", segmentId));
+                command.Transaction = transaction;
+                command.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private T Read<T>(Func<SqliteConnection, T> read)
+    {
+        var connection = _readers.TryTake(out var pooled) ? pooled : _database.Open(durable: false);
+        try
+        {
+            var result = read(connection);
+            _readers.Add(connection);
+            return result;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_writeLock)
+        {
+            _writer.Dispose();
+        }
+
+        while (_readers.TryTake(out var connection))
+        {
+            connection.Dispose();
+        }
+    }
+
 }

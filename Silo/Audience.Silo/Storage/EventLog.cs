@@ -10,12 +10,6 @@ namespace Audience.Silo.Storage;
 public readonly record struct AppendResult(string EventId, bool Duplicate);
 
 /// <summary>
-/// An event at its place in a partition. <see cref="Event"/> is null for a message that could not be read; it has
-/// gone to the dead-letter topic already, and the worker only moves past it.
-/// </summary>
-public sealed record LoggedEvent(long Seq, long ReceivedAt, UserEvent? Event);
-
-/// <summary>
 /// The in-process, partitioned event log that stands in for Kafka in embedded mode, kept in SQLite. Appends
 /// from concurrent requests are grouped into one transaction (one fsync) by a single writer; an append returns
 /// only once its transaction is durable, so an acknowledged event survives a crash. Event ids are unique: a
@@ -94,22 +88,22 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     public Task WaitAsync(int partition, TimeSpan timeout, CancellationToken cancellationToken) =>
         _signals[partition].WaitAsync(timeout, cancellationToken);
 
-    /// <summary>The events of a partition after <paramref name="afterSeq"/>, in order.</summary>
-    public static List<LoggedEvent> Read(SqliteConnection connection, int partition, long afterSeq, int max) =>
+    /// <summary>The entries of a partition after <paramref name="afterSeq"/>, in order.</summary>
+    public static List<Processing.PartitionEntry> Read(SqliteConnection connection, int partition, long afterSeq, int max) =>
         Database.Query(connection, "SELECT seq, received_at, payload FROM events WHERE partition = $p AND seq > $after ORDER BY seq LIMIT $max",
-            ToLogged, ("$p", partition), ("$after", afterSeq), ("$max", max));
+            r => ToEntry(r, partition), ("$p", partition), ("$after", afterSeq), ("$max", max));
 
-    /// <summary>A user's events up to a sequence number and received since a time: the history that fills a new aggregate.</summary>
-    public static List<LoggedEvent> ReadUser(SqliteConnection connection, string userId, long uptoSeq, long receivedSince) =>
-        Database.Query(connection, "SELECT seq, received_at, payload FROM events WHERE user_id = $u AND seq <= $upto AND received_at >= $since ORDER BY seq",
-            ToLogged, ("$u", userId), ("$upto", uptoSeq), ("$since", receivedSince));
-
-    private static LoggedEvent ToLogged(SqliteDataReader reader)
+    private static Processing.PartitionEntry ToEntry(SqliteDataReader reader, int partition)
     {
+        var seq = reader.GetInt64(0);
         var receivedAt = reader.GetInt64(1);
+        var payload = (byte[])reader.GetValue(2);
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(receivedAt);
         // Events were checked on the way in; one that no longer reads (a format change) is passed over, not applied.
-        EventParser.TryRead((byte[])reader.GetValue(2), DateTimeOffset.FromUnixTimeMilliseconds(receivedAt), out var e, out _);
-        return new LoggedEvent(reader.GetInt64(0), receivedAt, e);
+        return EventParser.TryRead(payload, at, out var e, out var error)
+            ? new Processing.PartitionEntry(seq, receivedAt, e)
+            : new Processing.PartitionEntry(seq, receivedAt, null,
+                new DeadLetterMessage(error!, "embedded-log", partition, seq, null, System.Text.Encoding.UTF8.GetString(payload), at));
     }
 
     /// <summary>
@@ -241,7 +235,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         using var connection = _database.Open(durable: false);
         using var gate = _database.WriteGate.EnterScope();
         using var command = Database.Command(connection,
-            "DELETE FROM events WHERE received_at < $cutoff AND seq <= (SELECT CASE WHEN count(*) < $partitions THEN 0 ELSE min(seq) END FROM checkpoints)",
+            "DELETE FROM events WHERE received_at < $cutoff AND seq <= (SELECT CASE WHEN count(*) < $partitions THEN 0 ELSE min(seq) END FROM partitions)",
             ("$cutoff", cutoffMs), ("$partitions", _partitions));
         return command.ExecuteNonQuery();
     }

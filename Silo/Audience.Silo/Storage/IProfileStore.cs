@@ -1,71 +1,127 @@
 namespace Audience.Silo.Storage;
 
 /// <summary>
-/// A profile row: its encoded state, the last event applied, its next timer, and its version for optimistic
-/// concurrency (0 for a profile the store does not hold yet).
+/// One user as the profile store keeps it, shaped like an Aerospike record: the key (<see cref="UserId"/>), a
+/// generation that grows with every write (the ETag of optimistic concurrency; 0 for a record not stored yet),
+/// the bins the store indexes (the partition, the last event applied, the next due time) and the encoded profile
+/// (<see cref="ProfileCodec"/>). The membership history beyond the open chunk held in <see cref="Data"/>, the
+/// per-segment membership index and the archived events live in records of their own, written in the same batch.
 /// </summary>
-public sealed record StoredProfile(string UserId, long LastSeq, long? NextTimer, byte[] State, long Version = 0);
+public sealed class ProfileRecord
+{
+    public string UserId { get; set; } = string.Empty;
 
-/// <summary>One membership change to record: in the history, and in the current memberships.</summary>
-public sealed record HistoryRow(string UserId, string SegmentId, bool Entered, string Reason, long At, double LatencyMs, string? EventId);
+    public int Partition { get; set; }
+
+    /// <summary>The sequence number of the last event applied (offset + 1 in Kafka mode): replays at or below it are skipped.</summary>
+    public long LastSeq { get; set; }
+
+    /// <summary>When time alone may next change one of the user's memberships (Unix ms), or null.</summary>
+    public long? NextDue { get; set; }
+
+    public byte[] Data { get; set; } = [];
+
+    public long Generation { get; set; }
+
+    /// <summary>What the next write of this record carries with it (not part of the record; set by its grain).</summary>
+    public ProfileWrite? Pending { get; set; }
+}
+
+/// <summary>A user entered (<see cref="Since"/> set) or left a segment: one change to the per-segment membership index.</summary>
+public sealed record MembershipDelta(string SegmentId, long? Since);
+
+/// <summary>A sealed chunk of a user's membership history: entries <c>Chunk × size + 1</c> onwards, encoded.</summary>
+public sealed record HistoryChunk(long Chunk, byte[] Data);
+
+/// <summary>A user's events of one batch, compressed, for filling aggregates a new segment needs.</summary>
+public sealed record ArchiveChunk(long FirstSeq, long LastSeq, long ReceivedAt, byte[] Data);
+
+/// <summary>
+/// One record to write, expected at generation <see cref="ExpectedGeneration"/> (0: it must not exist yet), with the
+/// records that go with it: its membership index changes, its newly sealed history chunks and its archived events.
+/// </summary>
+public sealed record ProfileWrite(
+    ProfileRecord Record,
+    long ExpectedGeneration,
+    IReadOnlyList<MembershipDelta> Memberships,
+    IReadOnlyList<HistoryChunk> History,
+    ArchiveChunk? Archive,
+    long UpdatedAt);
 
 /// <summary>A membership row as queries return it.</summary>
 public sealed record MembershipRow(string SegmentId, string UserId, long Since);
 
-/// <summary>A history row as queries return it.</summary>
-public sealed record HistoryEntry(long Id, string SegmentId, string Action, string Reason, long At, double LatencyMs, string? EventId);
+/// <summary>A partition's checkpoint and the epoch that fences every earlier owner.</summary>
+public readonly record struct PartitionLease(int Partition, long Epoch, long Checkpoint);
+
+/// <summary>An archived event: its sequence number, when it was received, and its JSON as the log keeps it.</summary>
+public readonly record struct ArchivedEvent(long Seq, long ReceivedAt, byte[] Json);
 
 /// <summary>
-/// Where profiles, current memberships and membership history live. A partition worker opens one and writes
-/// behind through <see cref="Save"/>: the changed profiles, their membership changes and the partition's checkpoint
-/// in one transaction, so the store always holds the state after some prefix of the partition's events.
-/// Every implementation passes the same contract tests (tests/Audience.Api.Tests/ProfileStoreContract.cs).
-/// Not thread-safe: one instance per worker or per query.
+/// Where profiles, the membership index, the membership history and the partitions' checkpoints live. Thread-safe
+/// and async; writes come in batches (the grain storage groups concurrent grains' writes into one
+/// <see cref="WriteAsync"/>). Every implementation passes the same contract tests
+/// (tests/Audience.Silo.Tests/ProfileStoreContract.cs).
 /// </summary>
-public interface IProfileStore : IDisposable
+public interface IProfileStore
 {
-    StoredProfile? Load(string userId);
-
-    /// <summary>The stored profiles among <paramref name="userIds"/>, by user id, in one round trip where the store can.</summary>
-    Dictionary<string, StoredProfile> LoadMany(IReadOnlyCollection<string> userIds);
-
-    long LoadCheckpoint(int partition);
-
-    /// <summary>
-    /// Writes changed profiles, their membership changes and the checkpoint, atomically. Each profile is written
-    /// only if the store still holds the version it was loaded at; otherwise nothing is written and
-    /// <see cref="ProfileConflictException"/> says that another writer (a new owner of the partition) got there first.
-    /// </summary>
-    void Save(int partition, IReadOnlyList<(StoredProfile Profile, long UpdatedAt)> profiles, IReadOnlyList<HistoryRow> history, long checkpoint);
-
-    /// <summary>The users of a partition in id order, after <paramref name="afterUserId"/>; for backfills.</summary>
-    List<string> Users(int partition, string afterUserId, int limit);
-
-    long CountUsers(int partition);
-
-    /// <summary>Users of a partition whose timer is due by <paramref name="upTo"/>.</summary>
-    List<string> DueTimers(int partition, long upTo, int limit);
-
-    List<MembershipRow> Members(string segmentId, string afterUserId, int limit);
-
-    long CountMembers(string segmentId);
-
-    List<HistoryEntry> History(string userId, long afterId, int limit);
-
-    /// <summary>The segment versions whose backfill over this partition's stored profiles has completed.</summary>
-    Dictionary<string, long> BackfilledVersions(int partition);
-
-    /// <summary>Records completed backfills, in one transaction; a null version forgets the segment (its deletion was applied).</summary>
-    void MarkBackfilled(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills);
-}
-
-/// <summary>Opens profile stores of one kind: <c>embedded</c> (SQLite) or <c>postgres</c>.</summary>
-public interface IProfileStoreFactory
-{
+    /// <summary><c>embedded</c> or <c>postgres</c>.</summary>
     string Kind { get; }
 
-    IProfileStore Open();
+    /// <summary>
+    /// Whether writes must carry the users' events (<see cref="ProfileWrite.Archive"/>): false where the event log
+    /// itself keeps them by user (embedded), true where only the store can (Kafka's retention cannot serve).
+    /// </summary>
+    bool ArchivesEvents { get; }
+
+    Task<ProfileRecord?> ReadAsync(string userId, CancellationToken cancellationToken = default);
+
+    /// <summary>The stored records among <paramref name="userIds"/>, in one round trip where the store can.</summary>
+    Task<IReadOnlyDictionary<string, ProfileRecord>> ReadManyAsync(IReadOnlyCollection<string> userIds, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Writes each record whose stored generation is still the expected one, with the records that go with it, and
+    /// returns per write its new generation, or 0 when another writer got there first (nothing of that write is
+    /// stored). Records of one call are written in one transaction where the store has them.
+    /// </summary>
+    Task<long[]> WriteAsync(IReadOnlyList<ProfileWrite> writes, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes the partition over: a new epoch, which makes every earlier owner's <see cref="CheckpointAsync"/> fail,
+    /// and the checkpoint to resume after.
+    /// </summary>
+    Task<PartitionLease> ClaimPartitionAsync(int partition, CancellationToken cancellationToken = default);
+
+    /// <summary>Moves the partition's checkpoint; false if another owner has claimed the partition since.</summary>
+    Task<bool> CheckpointAsync(int partition, long epoch, long seq, CancellationToken cancellationToken = default);
+
+    /// <summary>Users of a partition whose next due time is at or before <paramref name="upTo"/>, earliest first.</summary>
+    Task<IReadOnlyList<string>> DueAsync(int partition, long upTo, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>Stored records of a partition in user id order after <paramref name="afterUserId"/>: for backfills.</summary>
+    Task<IReadOnlyList<ProfileRecord>> ScanAsync(int partition, string afterUserId, int limit, CancellationToken cancellationToken = default);
+
+    Task<long> CountUsersAsync(int partition, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<MembershipRow>> MembersAsync(string segmentId, string afterUserId, int limit, CancellationToken cancellationToken = default);
+
+    Task<long> CountMembersAsync(string segmentId, CancellationToken cancellationToken = default);
+
+    /// <summary>The user's sealed history chunks from <paramref name="fromChunk"/> on, in order, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<HistoryChunk>> HistoryAsync(string userId, long fromChunk, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>The user's archived events up to <paramref name="uptoSeq"/> received since <paramref name="receivedSince"/>.</summary>
+    Task<IReadOnlyList<ArchivedEvent>> ArchiveAsync(string userId, long uptoSeq, long receivedSince, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes archived events received before <paramref name="receivedBefore"/>; returns how many chunks went.</summary>
+    Task<long> PruneArchiveAsync(long receivedBefore, CancellationToken cancellationToken = default);
+
+    /// <summary>The segment versions whose backfill over this partition's stored profiles has completed.</summary>
+    Task<IReadOnlyDictionary<string, long>> BackfilledVersionsAsync(int partition, CancellationToken cancellationToken = default);
+
+    /// <summary>Records completed backfills; a null version forgets the segment (its deletion was applied).</summary>
+    Task MarkBackfilledAsync(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills, CancellationToken cancellationToken = default);
 }
 
-/// <summary>A profile changed in the store since it was loaded: this writer no longer owns it.</summary>
-public sealed class ProfileConflictException(string message) : Exception(message);
+/// <summary>The store is unavailable (a connection failed): wait and try again; nothing was written.</summary>
+public sealed class StoreUnavailableException(string message, Exception inner) : Exception(message, inner);

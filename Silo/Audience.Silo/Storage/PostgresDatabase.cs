@@ -67,7 +67,50 @@ public sealed class PostgresDatabase : IDisposable
         """
         CREATE TABLE backfills(partition int NOT NULL, segment_id text NOT NULL, version bigint NOT NULL, PRIMARY KEY(partition, segment_id));
         """,
+        // One record per user instead of a profile row, a membership row and a history row per change. Profiles of
+        // the earlier layout are not converted (there were no deployments of it): the derived tables start empty.
+        """
+        DROP TABLE profiles;
+        DROP TABLE membership_history;
+        DROP TABLE checkpoints;
+        DELETE FROM memberships;
+        DELETE FROM backfills;
+        DROP INDEX memberships_by_user;
+        CREATE TABLE profile_records(
+            user_id text COLLATE "C" PRIMARY KEY,
+            partition int NOT NULL,
+            generation bigint NOT NULL,
+            last_seq bigint NOT NULL,
+            next_due bigint,
+            data bytea NOT NULL,
+            updated_at bigint NOT NULL);
+        CREATE INDEX profile_records_by_partition ON profile_records(partition, user_id);
+        CREATE INDEX profile_records_by_due ON profile_records(partition, next_due) WHERE next_due IS NOT NULL;
+        CREATE TABLE history_chunks(
+            user_id text COLLATE "C" NOT NULL,
+            chunk bigint NOT NULL,
+            data bytea NOT NULL,
+            PRIMARY KEY(user_id, chunk));
+        CREATE TABLE event_archive(
+            user_id text COLLATE "C" NOT NULL,
+            first_seq bigint NOT NULL,
+            last_seq bigint NOT NULL,
+            received_at bigint NOT NULL,
+            data bytea NOT NULL,
+            PRIMARY KEY(user_id, first_seq));
+        CREATE INDEX event_archive_by_time ON event_archive(received_at);
+        CREATE TABLE partitions(partition int PRIMARY KEY, epoch bigint NOT NULL, seq bigint NOT NULL);
+        """,
+        OrleansClustering(),
     ];
+
+    private static string OrleansClustering()
+    {
+        using var stream = typeof(PostgresDatabase).Assembly.GetManifestResourceStream("Audience.Silo.Storage.Migrations.orleans-clustering.sql")
+            ?? throw new InvalidOperationException("The Orleans clustering script is not embedded in the assembly.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
 
     private const long MigrationLock = 0x417564_69656E6365; // "Audience"
 

@@ -1,76 +1,8 @@
 using System.Diagnostics;
+using Audience.Testing;
 using Npgsql;
 
 namespace Audience.Api.Tests.Kafka;
-
-/// <summary>
-/// Tests that use the PostgreSQL server run one at a time, because one of them restarts it.
-/// </summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class PostgresCollection
-{
-    public const string Name = "PostgreSQL server";
-}
-
-/// <summary>
-/// The PostgreSQL server of the tests (started by scripts/test.sh; <c>AUDIENCE_TEST_POSTGRES</c> overrides it).
-/// Each test gets a database of its own, dropped afterwards.
-/// </summary>
-internal sealed class TestDatabase : IDisposable
-{
-    public static readonly string Server = Environment.GetEnvironmentVariable("AUDIENCE_TEST_POSTGRES")
-        ?? "Host=127.0.0.1;Port=5432;Username=postgres;Password=audience-tests";
-
-    private readonly string _name = "audience_test_" + Guid.NewGuid().ToString("N")[..12];
-
-    public TestDatabase()
-    {
-        Admin($"CREATE DATABASE {_name}");
-        ConnectionString = new NpgsqlConnectionStringBuilder(Server) { Database = _name }.ToString();
-    }
-
-    public string ConnectionString { get; }
-
-    /// <summary>
-    /// Restarts the server with the command in <c>AUDIENCE_TEST_POSTGRES_RESTART</c> (scripts/test.sh sets it);
-    /// false when there is none, for a server the tests may not restart.
-    /// </summary>
-    public static bool Restart()
-    {
-        var command = Environment.GetEnvironmentVariable("AUDIENCE_TEST_POSTGRES_RESTART");
-        if (string.IsNullOrWhiteSpace(command))
-        {
-            return false;
-        }
-
-        using var process = Process.Start("bash", ["-c", command])!;
-        Assert.True(process.WaitForExit(60_000), "restarting PostgreSQL took over a minute");
-        Assert.Equal(0, process.ExitCode);
-        return true;
-    }
-
-    public long Scalar(string sql)
-    {
-        using var connection = new NpgsqlConnection(ConnectionString);
-        connection.Open();
-        using var command = new NpgsqlCommand(sql, connection);
-        return Convert.ToInt64(command.ExecuteScalar() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    public void Dispose()
-    {
-        NpgsqlConnection.ClearAllPools();
-        Admin($"DROP DATABASE IF EXISTS {_name} WITH (FORCE)");
-    }
-
-    private static void Admin(string sql)
-    {
-        using var connection = new NpgsqlConnection(Server);
-        connection.Open();
-        using var command = new NpgsqlCommand(sql, connection);
-        command.ExecuteNonQuery();
-    }
-}
 
 /// <summary>The Kafka mock cluster with the service's topics, and kcat to check what is on them.</summary>
 internal sealed class MockKafka : IDisposable
@@ -140,7 +72,7 @@ internal sealed class SiloProcess : IDisposable
         start.Environment["Kafka__BootstrapServers"] = bootstrap;
         start.Environment["Kafka__SessionTimeoutMs"] = "6000";
         start.Environment["Postgres__ConnectionString"] = postgres;
-        start.Environment["Silo__FlushInterval"] = "00:00:00.050";
+        start.Environment["Orleans__AdvertisedIPAddress"] = "127.0.0.1";
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         start.Environment["Logging__Console__FormatterName"] = "simple";
         _process = Process.Start(start)!;
@@ -199,6 +131,13 @@ internal sealed class SiloProcess : IDisposable
         if (!_process.HasExited)
         {
             Kill();
+        }
+
+        // For a failure whose message does not carry the Silo's log: AUDIENCE_TEST_LOGS names a folder to keep them in.
+        if (Environment.GetEnvironmentVariable("AUDIENCE_TEST_LOGS") is { Length: > 0 } folder)
+        {
+            Directory.CreateDirectory(folder);
+            File.WriteAllText(Path.Combine(folder, $"silo-{_process.Id}.log"), Log);
         }
 
         _process.Dispose();

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Audience.Testing;
 
 namespace Audience.Api.Tests.Kafka;
 

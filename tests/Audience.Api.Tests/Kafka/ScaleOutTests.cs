@@ -1,11 +1,12 @@
 using System.Net;
 using System.Text.Json;
+using Audience.Testing;
 
 namespace Audience.Api.Tests.Kafka;
 
 /// <summary>
-/// Two Silo processes in one consumer group share <c>user-events</c>; one leaves mid-stream, gracefully or by
-/// SIGKILL, and the survivor takes over its partitions. Afterwards every profile is exact and every membership
+/// Two Silo processes in one Orleans cluster share <c>user-events</c>; one leaves mid-stream, gracefully or by
+/// SIGKILL, and the survivor takes over its partitions and its users. Afterwards every profile is exact and every membership
 /// change is on <c>user-segments</c>, repeated only under the same change id.
 /// </summary>
 [Collection(PostgresCollection.Name)]
@@ -23,16 +24,16 @@ public sealed class ScaleOutTests : IDisposable
     [InlineData(true)]
     public async Task A_Silo_leaving_mid_stream_loses_and_doubles_nothing(bool kill)
     {
+        using var first = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "first");
+        using var second = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "second");
         using var api = new AudienceFactory(new Dictionary<string, string>
         {
             ["Kafka:BootstrapServers"] = _kafka.Bootstrap,
             ["Postgres:ConnectionString"] = _database.ConnectionString,
         });
         var segmentId = await api.Http.CreateSegment(new { name = "big spenders", rule = $"totalSpent > {Threshold}" });
-        using var first = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "first");
-        using var second = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "second");
-        await Http.Eventually(() => Task.FromResult(first.Log.Contains("Assigned partitions", StringComparison.Ordinal)
-            && second.Log.Contains("Assigned partitions", StringComparison.Ordinal)), "both Silos own partitions\n" + first.Log + second.Log, 60_000);
+        await Http.Eventually(() => Task.FromResult(first.Log.Contains("starts reading", StringComparison.Ordinal)
+            && second.Log.Contains("starts reading", StringComparison.Ordinal)), "both Silos read partitions", 60_000);
 
         var random = new Random(kill ? 11 : 12);
         var expected = new Dictionary<string, (long Count, decimal Spent)>();
@@ -86,8 +87,12 @@ public sealed class ScaleOutTests : IDisposable
         var changes = ChangeIds();
         Assert.Equal(members, changes.Keys.Select(k => k.Split('/')[0]).Order());
         Assert.All(changes.Values, c => Assert.Equal("added", c));
-        Assert.Equal(members.Count, _database.Scalar($"SELECT count(*) FROM membership_history WHERE segment_id = '{segmentId}'"));
         Assert.Equal(members.Count, _database.Scalar($"SELECT count(*) FROM memberships WHERE segment_id = '{segmentId}'"));
+        foreach (var member in members)
+        {
+            var history = await (await api.Http.GetAsync($"/api/users/{member}/history")).Json();
+            Assert.Single(history.GetProperty("changes").EnumerateArray(), c => c.GetProperty("segmentId").GetString() == segmentId);
+        }
     }
 
     /// <summary>The distinct changes on user-segments by change id; a repeat must be identical.</summary>

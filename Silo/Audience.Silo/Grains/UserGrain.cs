@@ -1,0 +1,232 @@
+using System.Text.Json;
+using Audience.Rules.Evaluation;
+using Audience.Silo.Contracts;
+using Audience.Silo.Processing;
+using Audience.Silo.Storage;
+using Microsoft.Extensions.Logging;
+using Orleans.Placement;
+
+namespace Audience.Silo.Grains;
+
+/// <summary>One user: the single writer of the user's profile, and the place queries about the user are answered.</summary>
+public interface IUserGrain : IGrainWithStringKey
+{
+    /// <summary>Applies a partition's events for this user, delivers what they changed, and writes the profile.</summary>
+    Task Apply(EventBatch batch);
+
+    /// <summary>Evaluates what time alone changed, if the user's due time has come (the partition's sweep calls it).</summary>
+    Task Tick();
+
+    /// <summary>Applies a created, edited or deleted segment to this user: the backfill of an active grain.</summary>
+    Task ApplySegment(SegmentChangeRequest change);
+
+    Task<ProfileView?> GetProfile();
+
+    Task<ExplainResult?> Explain(string segmentId);
+
+    /// <summary>The user's membership changes after <paramref name="afterSeq"/>, oldest first.</summary>
+    Task<HistoryEntry[]> History(long afterSeq, int limit);
+}
+
+/// <summary>
+/// The user grain. Activated from its stored record (a user without one starts empty), it keeps a
+/// <see cref="ProfileSession"/> and, after each call that changed something, delivers the outputs and then writes the
+/// record (in that order, so a crash repeats an output but never loses one). It is placed where its first caller runs,
+/// which is normally the reader of its partition; a call from a reader on another silo is counted as remote and the
+/// grain deactivates after it, so that the reader's next call activates it beside the reader.
+/// </summary>
+[PreferLocalPlacement]
+public sealed partial class UserGrain(
+    [PersistentState("profile", ProfileGrainStorage.Name)] IPersistentState<ProfileRecord> stored,
+    SiloContext silo,
+    ActiveUsers active,
+    SiloMetrics metrics,
+    ILocalSiloDetails local,
+    ILogger<UserGrain> logger) : Grain, IUserGrain
+{
+    private ProfileSession _session = null!;
+
+    private string UserId => this.GetPrimaryKeyString();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _session = await ProfileSession.OpenAsync(UserId, stored.RecordExists ? stored.State : null, silo, cancellationToken);
+        active.Add(UserId);
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        active.Remove(UserId);
+        return Task.CompletedTask;
+    }
+
+    public async Task Apply(EventBatch batch)
+    {
+        if (batch.Reader != local.SiloAddress)
+        {
+            metrics.RemoteCall();
+            DeactivateOnIdle();
+        }
+
+        await _session.CompleteAggregatesAsync(default);
+        var now = silo.Now();
+        _session.EvaluateIfStale(now);
+        foreach (var e in batch.Events)
+        {
+            _session.Apply(e, batch.Topic, batch.Partition, now);
+        }
+
+        await Save(batch.Partition, now);
+    }
+
+    public async Task Tick()
+    {
+        if (!stored.RecordExists)
+        {
+            DeactivateOnIdle();
+            return;
+        }
+
+        await _session.CompleteAggregatesAsync(default);
+        var now = silo.Now();
+        _session.EvaluateIfStale(now);
+        _session.Tick(now);
+        await Save(_session.Record.Partition, now);
+    }
+
+    public async Task ApplySegment(SegmentChangeRequest change)
+    {
+        if (!stored.RecordExists)
+        {
+            DeactivateOnIdle();
+            return;
+        }
+
+        await _session.CompleteAggregatesAsync(default);
+        var now = silo.Now();
+        _session.ApplySegment(change, now);
+        await Save(_session.Record.Partition, now);
+    }
+
+    public async Task<ProfileView?> GetProfile()
+    {
+        if (!stored.RecordExists)
+        {
+            DeactivateOnIdle();
+            return null;
+        }
+
+        await Refresh();
+        var p = _session.State.Profile;
+        return new ProfileView(p.UserId, p.EventCount, p.TotalSpent, p.OrderCount, p.FirstSeen, p.LastSeen, TraitsJson(p),
+            [.. p.Memberships.Select(m => new MembershipView(silo.Catalog.SegmentId(m.Key), m.Value)).OrderBy(m => m.SegmentId, StringComparer.Ordinal)],
+            silo.Index.NextTimer(p, silo.Now()));
+    }
+
+    public async Task<ExplainResult?> Explain(string segmentId)
+    {
+        if (!stored.RecordExists || silo.Index.Find(segmentId) is not { } segment)
+        {
+            if (!stored.RecordExists)
+            {
+                DeactivateOnIdle();
+            }
+
+            return null;
+        }
+
+        await Refresh();
+        var profile = _session.State.Profile;
+        return new ExplainResult(View(RuleInterpreter.Explain(segment.Rule.Rule, profile, silo.Now())), profile.IsMember(segment.Slot));
+    }
+
+    public async Task<HistoryEntry[]> History(long afterSeq, int limit)
+    {
+        var state = _session.State;
+        var openFrom = state.HistoryCount - state.OpenHistory.Count; // entries after this are in the open chunk
+        var entries = new List<HistoryEntry>(limit);
+        if (afterSeq < openFrom)
+        {
+            var chunks = await silo.Store.HistoryAsync(UserId, afterSeq / ProfileCodec.HistoryChunkSize, (limit / ProfileCodec.HistoryChunkSize) + 2);
+            foreach (var chunk in chunks)
+            {
+                entries.AddRange(ProfileCodec.DecodeHistory(chunk.Chunk, chunk.Data).Where(e => e.Seq > afterSeq));
+            }
+        }
+
+        entries.AddRange(state.OpenHistory.Where(e => e.Seq > afterSeq));
+        if (!stored.RecordExists)
+        {
+            DeactivateOnIdle();
+        }
+
+        return [.. entries.Take(limit)];
+    }
+
+    /// <summary>Brings a queried profile up to date with the segments, writing what that changed.</summary>
+    private async Task Refresh()
+    {
+        await _session.CompleteAggregatesAsync(default);
+        var now = silo.Now();
+        _session.EvaluateIfStale(now);
+        _session.Tick(now);
+        await Save(_session.Record.Partition, now);
+    }
+
+    /// <summary>Delivers what changed, then writes the record; a failure deactivates the grain, which reloads from the store.</summary>
+    private async Task Save(int partition, long now)
+    {
+        if (!_session.Dirty)
+        {
+            return;
+        }
+
+        try
+        {
+            await silo.Outputs.DeliverAsync(_session.Messages, _session.Orders);
+            foreach (var deadLetter in _session.DeadLetters)
+            {
+                LogDeadLetter(deadLetter.Error, UserId);
+                await silo.Outputs.DeadLetterAsync(deadLetter);
+            }
+
+            var write = _session.TakeWrite(partition, now);
+            stored.State = write.Record;
+            stored.State.Pending = write;
+            await stored.WriteStateAsync();
+        }
+        catch
+        {
+            // What is in memory may be ahead of the store now; the next activation starts from what was written.
+            DeactivateOnIdle();
+            throw;
+        }
+
+        // The profile lives decoded in the session; its encoded copy is only needed for the write.
+        stored.State.Data = [];
+    }
+
+    private static string TraitsJson(Audience.Rules.Profiles.UserProfile profile)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            foreach (var (name, value) in profile.Traits)
+            {
+                writer.WritePropertyName(name);
+                EventValues.Write(writer, value);
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static ExplanationView View(ExplainNode node) =>
+        new(node.Rule, node.Result, node.Actual, node.Note, [.. node.Children.Select(View)]);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "An event of user {UserId} could not be applied and went to the dead letters: {Error}")]
+    private partial void LogDeadLetter(string error, string userId);
+}

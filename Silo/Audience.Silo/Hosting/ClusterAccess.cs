@@ -1,0 +1,65 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Audience.Silo.Hosting;
+
+/// <summary>How this process reaches the grains: its own silo (embedded), or the cluster as a client (the Api in Kafka mode).</summary>
+public interface IClusterAccess
+{
+    /// <summary>The grains; throws <see cref="ClusterUnavailableException"/> while no silo can be reached.</summary>
+    IGrainFactory Grains { get; }
+}
+
+/// <summary>No silo of the cluster can be reached yet; queries answer 503 and ingestion goes on.</summary>
+public sealed class ClusterUnavailableException(string message) : Exception(message);
+
+/// <summary>The silo this process hosts.</summary>
+public sealed class LocalCluster(IGrainFactory grains) : IClusterAccess
+{
+    public IGrainFactory Grains => grains;
+}
+
+/// <summary>
+/// The Api's way into the silos' cluster in Kafka mode: an Orleans client in a host of its own, started in the
+/// background and retrying until a silo answers, so that the Api takes events (they go to Kafka) whether or not any
+/// silo is up; user queries answer 503 until the client is connected.
+/// </summary>
+public sealed partial class RemoteCluster(IConfiguration configuration, AudienceMode mode, ILogger<RemoteCluster> logger) : BackgroundService, IClusterAccess
+{
+    private volatile IHost? _client;
+
+    public IGrainFactory Grains => _client?.Services.GetRequiredService<IClusterClient>()
+        ?? throw new ClusterUnavailableException("No Silo of the cluster can be reached yet.");
+
+    public bool Connected => _client is not null;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddConfiguration(configuration);
+        builder.UseOrleansClient(client => client.AddAudienceClient(mode));
+        var host = builder.Build();
+        try
+        {
+            await host.StartAsync(stoppingToken).ConfigureAwait(false);
+            _client = host;
+            LogConnected();
+            await Task.Delay(Timeout.Infinite, stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+        finally
+        {
+            _client = null;
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            host.Dispose();
+        }
+    }
+
+    [LoggerMessage(EventId = 3401, Level = LogLevel.Information, Message = "Connected to the Silo cluster")]
+    private partial void LogConnected();
+}

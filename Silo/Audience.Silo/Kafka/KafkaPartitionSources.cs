@@ -1,0 +1,245 @@
+using System.Collections.Concurrent;
+using Audience.Silo.Contracts;
+using Audience.Silo.Processing;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+
+namespace Audience.Silo.Kafka;
+
+/// <summary>
+/// The partitions of <c>user-events</c> that this silo's readers read, through one consumer per silo. Orleans, not
+/// Kafka's group protocol, decides which silo reads a partition (its reader grain's placement), so the consumer
+/// assigns partitions itself, from the checkpoint kept in the profile store, and commits nothing to Kafka. All
+/// consumer calls stay on one thread: it parses each message (one that cannot be read becomes a dead letter),
+/// queues it for its partition's reader, and pauses a partition whose reader has more than
+/// <see cref="KafkaOptions.MaxQueuedPerPartition"/> waiting, so the lag stays bounded (the mock cluster keeps only
+/// about 5 MiB per partition).
+/// </summary>
+public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposable
+{
+    private static readonly TimeSpan MaintainInterval = TimeSpan.FromMilliseconds(100);
+
+    private readonly KafkaOptions _kafka;
+    private readonly TimeProvider _time;
+    private readonly ILogger<KafkaPartitionSources> _logger;
+    private readonly ConcurrentDictionary<int, Source> _sources = new();
+    private readonly ConcurrentQueue<Action<IConsumer<string?, byte[]>>> _commands = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lazy<Thread> _thread;
+    private int _disposed;
+
+    public KafkaPartitionSources(KafkaOptions kafka, TimeProvider time, ILogger<KafkaPartitionSources> logger)
+    {
+        _kafka = kafka;
+        _time = time;
+        _logger = logger;
+        _thread = new Lazy<Thread>(() =>
+        {
+            var thread = new Thread(Consume) { IsBackground = true, Name = "audience-kafka-consumer" };
+            thread.Start();
+            return thread;
+        });
+    }
+
+    public async Task<int> CountAsync(CancellationToken cancellationToken)
+    {
+        var config = _kafka.Consumer(_kafka.GroupId);
+        using var admin = new AdminClientBuilder(config).Build();
+        while (true)
+        {
+            try
+            {
+                var topic = admin.GetMetadata(_kafka.Topics.UserEvents, TimeSpan.FromSeconds(5)).Topics.Single();
+                if (!topic.Error.IsError && topic.Partitions.Count > 0)
+                {
+                    return topic.Partitions.Count;
+                }
+
+                LogKafkaError($"{_kafka.Topics.UserEvents}: {topic.Error.Reason}");
+            }
+            catch (KafkaException e)
+            {
+                LogKafkaError(e.Error.Reason);
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public Task<IPartitionSource> OpenAsync(int partition, long afterSeq, CancellationToken cancellationToken)
+    {
+        var source = new Source(this, partition);
+        _sources[partition] = source;
+        var tp = new TopicPartition(_kafka.Topics.UserEvents, partition);
+        // A message's sequence number is its offset + 1, so the next one to read after seq is at offset seq.
+        _commands.Enqueue(consumer => consumer.IncrementalAssign([new TopicPartitionOffset(tp, new Offset(afterSeq))]));
+        _ = _thread.Value;
+        return Task.FromResult<IPartitionSource>(source);
+    }
+
+    private void Close(Source source)
+    {
+        if (_sources.TryRemove(new KeyValuePair<int, Source>(source.Partition, source)))
+        {
+            _commands.Enqueue(consumer => consumer.IncrementalUnassign([new TopicPartition(_kafka.Topics.UserEvents, source.Partition)]));
+        }
+    }
+
+    private void Consume()
+    {
+        var config = _kafka.Consumer(_kafka.GroupId);
+        config.ClientId = "audience-silo";
+        config.AutoOffsetReset = AutoOffsetReset.Earliest;
+        using var consumer = new ConsumerBuilder<string?, byte[]>(config)
+            .SetErrorHandler((_, error) => LogKafkaError(error.Reason))
+            .Build();
+        var paused = new HashSet<int>();
+        var lastMaintain = 0L;
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                while (_commands.TryDequeue(out var command))
+                {
+                    command(consumer);
+                }
+
+                var result = consumer.Consume(TimeSpan.FromMilliseconds(50));
+                if (result?.Message is not null && _sources.TryGetValue(result.Partition.Value, out var source))
+                {
+                    source.Add(Read(result));
+                }
+
+                if (_time.GetElapsedTime(lastMaintain) >= MaintainInterval)
+                {
+                    Backpressure(consumer, paused);
+                    lastMaintain = _time.GetTimestamp();
+                }
+            }
+            catch (KafkaException e)
+            {
+                // A consume, pause or assignment failed while the broker is away; the loop goes on and tries again.
+                LogKafkaError(e.Error.Reason);
+            }
+            catch (InvalidOperationException e)
+            {
+                LogKafkaError(e.Message);
+            }
+        }
+
+        consumer.Close();
+    }
+
+    private void Backpressure(IConsumer<string?, byte[]> consumer, HashSet<int> paused)
+    {
+        foreach (var source in _sources.Values)
+        {
+            var tp = new TopicPartition(_kafka.Topics.UserEvents, source.Partition);
+            if (!paused.Contains(source.Partition) && source.Queued > _kafka.MaxQueuedPerPartition)
+            {
+                consumer.Pause([tp]);
+                paused.Add(source.Partition);
+            }
+            else if (paused.Contains(source.Partition) && source.Queued < _kafka.MaxQueuedPerPartition / 2)
+            {
+                consumer.Resume([tp]);
+                paused.Remove(source.Partition);
+            }
+        }
+
+        paused.RemoveWhere(p => !_sources.ContainsKey(p));
+    }
+
+    /// <summary>Parses and validates a message; one that cannot be applied becomes a dead letter, and the partition moves past it.</summary>
+    private PartitionEntry Read(ConsumeResult<string?, byte[]> result)
+    {
+        var seq = result.Offset.Value + 1;
+        var received = result.Message.Timestamp.Type == TimestampType.NotAvailable
+            ? _time.GetUtcNow()
+            : new DateTimeOffset(result.Message.Timestamp.UtcDateTime, TimeSpan.Zero);
+        string? error;
+        if (!EventParser.TryRead(result.Message.Value ?? [], received, out var e, out error,
+                defaultEventId: $"evt_{result.Topic}_{result.Partition.Value}_{result.Offset.Value}"))
+        {
+            e = null;
+        }
+        else if (result.Message.Key != e!.UserId)
+        {
+            error = $"The message key must be the event's userId ('{e.UserId}'), so that a user's events stay in one partition.";
+            e = null;
+        }
+
+        if (e is not null)
+        {
+            return new PartitionEntry(seq, received.ToUnixTimeMilliseconds(), e);
+        }
+
+        return new PartitionEntry(seq, received.ToUnixTimeMilliseconds(), null, new DeadLetterMessage(error!, result.Topic, result.Partition.Value,
+            result.Offset.Value, result.Message.Key, System.Text.Encoding.UTF8.GetString(result.Message.Value ?? []), _time.GetUtcNow()));
+    }
+
+    public void Dispose()
+    {
+        // Registered as itself and as the partition sources, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        _stop.Cancel();
+        if (_thread.IsValueCreated)
+        {
+            _thread.Value.Join(TimeSpan.FromSeconds(10));
+        }
+
+        _stop.Dispose();
+    }
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Kafka: {Reason}")]
+    private partial void LogKafkaError(string reason);
+
+    /// <summary>One partition's queue, filled by the consumer thread and drained by the partition's reader.</summary>
+    private sealed class Source(KafkaPartitionSources owner, int partition) : IPartitionSource
+    {
+        private readonly ConcurrentQueue<PartitionEntry> _queue = new();
+        private readonly WakeSignal _signal = new();
+
+        public string Topic => owner._kafka.Topics.UserEvents;
+
+        public int Partition => partition;
+
+        public int Queued => _queue.Count;
+
+        public void Add(PartitionEntry entry)
+        {
+            _queue.Enqueue(entry);
+            _signal.Wake();
+        }
+
+        public async Task<IReadOnlyList<PartitionEntry>> ReadAsync(long afterSeq, int max, TimeSpan wait, CancellationToken cancellationToken)
+        {
+            if (_queue.IsEmpty && wait > TimeSpan.Zero)
+            {
+                await _signal.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
+            }
+
+            var entries = new List<PartitionEntry>(Math.Min(max, _queue.Count));
+            while (entries.Count < max && _queue.TryDequeue(out var entry))
+            {
+                if (entry.Seq > afterSeq)
+                {
+                    entries.Add(entry);
+                }
+            }
+
+            return entries;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            owner.Close(this);
+            _signal.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using Audience.Silo.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Audience.Silo.Processing;
+
+/// <summary>
+/// Keeps stored events within their retention (<c>Silo:EventRetention</c>): the embedded log's events, once every
+/// partition has passed them, or the archive a server store keeps for filling new aggregates. Every ten minutes;
+/// every silo may run it, since a deletion by time is harmless to repeat.
+/// </summary>
+public sealed partial class Housekeeping(IServiceProvider services, SiloOptions options, TimeProvider time, ILogger<Housekeeping> logger) : BackgroundService
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromMinutes(10);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var log = services.GetService<EventLog>();
+        var store = services.GetRequiredService<IProfileStore>();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var cutoff = time.GetUtcNow().ToUnixTimeMilliseconds() - (long)options.EventRetention.TotalMilliseconds;
+            try
+            {
+                var pruned = log is not null ? log.Prune(cutoff) : await store.PruneArchiveAsync(cutoff, stoppingToken).ConfigureAwait(false);
+                LogPruned(pruned);
+            }
+            catch (Exception e) when (e is StoreUnavailableException or System.Data.Common.DbException)
+            {
+                LogFailed(e);
+            }
+
+            try
+            {
+                await Task.Delay(Interval, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 2401, Level = LogLevel.Debug, Message = "Pruned {Count} stored events past their retention")]
+    private partial void LogPruned(long count);
+
+    [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Pruning stored events failed; the next round tries again")]
+    private partial void LogFailed(Exception exception);
+}

@@ -1,0 +1,360 @@
+using System.Threading.Channels;
+using Audience.Silo.Contracts;
+using Audience.Silo.Grains;
+using Audience.Silo.Segments;
+using Audience.Silo.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Audience.Silo.Processing;
+
+/// <summary>The partition was claimed by another owner: this reader must stop, and its effects are the new owner's to repeat.</summary>
+public sealed class PartitionFencedException(int partition) : Exception($"Partition {partition} was claimed by another owner.");
+
+/// <summary>
+/// Reads one partition, in order, for as long as its <see cref="PartitionGrain"/> is active on this silo. Each step
+/// takes a batch of entries, calls each user's grain once with all of the user's events in it (the grains run in
+/// parallel, each applying, delivering and writing its own), and moves the partition's checkpoint only once every
+/// grain of the batch has written: so a crash replays from the checkpoint, and grains skip what they had applied.
+/// Between batches it calls the grains of users whose due time has come (time-based exits, for grains active or
+/// not) and advances segment backfills a page at a time, over stored records in bulk, so authoring never stalls
+/// ingestion. A failing grain call is retried with backoff; the partition waits, nothing is skipped.
+/// </summary>
+public sealed partial class PartitionReader
+{
+    private const int BackfillPage = 200;
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+
+    private readonly int _partition;
+    private readonly IPartitionSources _sources;
+    private readonly SiloContext _silo;
+    private readonly IGrainFactory _grains;
+    private readonly SiloAddress _self;
+    private readonly ActiveUsers _active;
+    private readonly SiloMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly Channel<SegmentChange> _segmentChanges = Channel.CreateUnbounded<SegmentChange>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Queue<BackfillJob> _backfills = new();
+    private PartitionLease _lease;
+
+    public PartitionReader(int partition, IPartitionSources sources, SiloContext silo, IGrainFactory grains, SiloAddress self,
+        ActiveUsers active, SiloMetrics metrics, ILogger logger)
+    {
+        _partition = partition;
+        _sources = sources;
+        _silo = silo;
+        _grains = grains;
+        _self = self;
+        _active = active;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    public int Partition => _partition;
+
+    /// <summary>The sequence number everything up to which is applied and written.</summary>
+    public long Checkpoint => Interlocked.Read(ref _checkpoint);
+
+    private long _checkpoint;
+
+    /// <summary>A segment was saved or deleted: apply it to this partition's stored profiles.</summary>
+    public void Enqueue(SegmentChange change) => _segmentChanges.Writer.TryWrite(change);
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        _lease = await Retry(() => _silo.Store.ClaimPartitionAsync(_partition, stopping), "claiming the partition", stopping).ConfigureAwait(false);
+        Interlocked.Exchange(ref _checkpoint, _lease.Checkpoint);
+        LogStarted(_partition, _lease.Epoch, _lease.Checkpoint);
+        await using var source = await _sources.OpenAsync(_partition, _lease.Checkpoint, stopping).ConfigureAwait(false);
+        await ResumeBackfills(stopping).ConfigureAwait(false);
+        var position = _lease.Checkpoint;
+        var nextSweep = 0L;
+        while (!stopping.IsCancellationRequested)
+        {
+            var now = _silo.Now();
+            var wait = _backfills.Count > 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Clamp(nextSweep - now, 0, SweepInterval.TotalMilliseconds));
+            IReadOnlyList<PartitionEntry> entries;
+            try
+            {
+                entries = await source.ReadAsync(position, _silo.Options.ReadBatchSize, wait, stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                break;
+            }
+
+            if (entries.Count > 0)
+            {
+                await Deliver(source.Topic, entries, stopping).ConfigureAwait(false);
+                position = entries[^1].Seq;
+                await MoveCheckpoint(position, stopping).ConfigureAwait(false);
+            }
+
+            now = _silo.Now();
+            if (now >= nextSweep)
+            {
+                await SweepDue(now, stopping).ConfigureAwait(false);
+                nextSweep = now + (long)SweepInterval.TotalMilliseconds;
+            }
+
+            while (_segmentChanges.Reader.TryRead(out var change))
+            {
+                _backfills.Enqueue(new BackfillJob(change));
+            }
+
+            if (_backfills.Count > 0)
+            {
+                try
+                {
+                    await StepBackfill(stopping).ConfigureAwait(false);
+                }
+                catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException)
+                {
+                    // The page is done again next time round; what it already wrote is idempotent.
+                    LogRetrying(e, _partition, "a backfill page");
+                    await Task.Delay(TimeSpan.FromMilliseconds(500), stopping).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    /// <summary>Delivers a batch: dead letters first, then each user's events in one grain call, retrying the calls that fail.</summary>
+    private async Task Deliver(string topic, IReadOnlyList<PartitionEntry> entries, CancellationToken stopping)
+    {
+        var byUser = new Dictionary<string, List<LoggedEvent>>(StringComparer.Ordinal);
+        var events = 0;
+        foreach (var entry in entries)
+        {
+            if (entry.DeadLetter is { } deadLetter)
+            {
+                LogDeadLetter(_partition, entry.Seq, deadLetter.Error);
+                await Retry(async () =>
+                {
+                    await _silo.Outputs.DeadLetterAsync(deadLetter).ConfigureAwait(false);
+                    return true;
+                }, "sending a dead letter", stopping).ConfigureAwait(false);
+                continue;
+            }
+
+            if (entry.Event is not { } e)
+            {
+                continue;
+            }
+
+            if (!byUser.TryGetValue(e.UserId, out var list))
+            {
+                byUser[e.UserId] = list = [];
+            }
+
+            list.Add(new LoggedEvent(entry.Seq, entry.ReceivedAt, e));
+            events++;
+        }
+
+        var pending = byUser.ToList();
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            var calls = pending.Select(u => _grains.GetGrain<IUserGrain>(u.Key).Apply(new EventBatch(_partition, topic, _self, [.. u.Value]))).ToArray();
+            try
+            {
+                await Task.WhenAll(calls).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception) when (!stopping.IsCancellationRequested)
+            {
+                var failed = pending.Where((_, i) => !calls[i].IsCompletedSuccessfully).ToList();
+                var error = calls.First(c => c.IsFaulted).Exception!.InnerException!;
+                LogApplyFailed(error, _partition, failed.Count);
+                // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
+                await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
+                await Task.Delay(backoff, stopping).ConfigureAwait(false);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+                pending = failed;
+            }
+        }
+
+        _metrics.Delivered(_partition, events, byUser.Count);
+    }
+
+    private async Task MoveCheckpoint(long seq, CancellationToken stopping)
+    {
+        var owned = await Retry(() => _silo.Store.CheckpointAsync(_partition, _lease.Epoch, seq, stopping), "moving the checkpoint", stopping).ConfigureAwait(false);
+        if (!owned)
+        {
+            throw new PartitionFencedException(_partition);
+        }
+
+        Interlocked.Exchange(ref _checkpoint, seq);
+    }
+
+    /// <summary>Calls the grains of users whose due time has come; one that fails is called again at the next sweep.</summary>
+    private async Task SweepDue(long now, CancellationToken stopping)
+    {
+        IReadOnlyList<string> due;
+        try
+        {
+            due = await _silo.Store.DueAsync(_partition, now, 1_000, stopping).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is StoreUnavailableException or System.Data.Common.DbException)
+        {
+            LogSweepFailed(e, _partition);
+            return;
+        }
+
+        if (due.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await Task.WhenAll(due.Select(userId => _grains.GetGrain<IUserGrain>(userId).Tick())).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!stopping.IsCancellationRequested)
+        {
+            LogSweepFailed(e, _partition);
+        }
+    }
+
+    /// <summary>
+    /// Queues the backfills this partition has not completed: those cut short by a crash, a stop or a move, and
+    /// segments saved just before one. A completed backfill is recorded per partition and segment version.
+    /// </summary>
+    private async Task ResumeBackfills(CancellationToken stopping)
+    {
+        var done = await Retry(() => _silo.Store.BackfilledVersionsAsync(_partition, stopping), "reading backfills", stopping).ConfigureAwait(false);
+        var index = _silo.Index;
+        var missing = index.Segments.Where(s => !done.TryGetValue(s.Id, out var version) || version != s.Version)
+            .Select(s => new SegmentChange(s.Id, s.Version, Deleted: false, new BackfillProgress(1)))
+            .Concat(done.Where(d => index.Find(d.Key) is null).Select(d => new SegmentChange(d.Key, d.Value + 1, Deleted: true, new BackfillProgress(1))))
+            .ToList();
+        if (missing.Count == 0)
+        {
+            return;
+        }
+
+        if (await _silo.Store.CountUsersAsync(_partition, stopping).ConfigureAwait(false) == 0)
+        {
+            // No stored profile to apply them to (a new partition, or segments made before any event): done.
+            await _silo.Store.MarkBackfilledAsync(_partition, [.. missing.Select(c => (c.SegmentId, c.Deleted ? null : (long?)c.Version))], stopping).ConfigureAwait(false);
+            return;
+        }
+
+        foreach (var change in missing)
+        {
+            _backfills.Enqueue(new BackfillJob(change));
+        }
+    }
+
+    /// <summary>
+    /// One page of the oldest backfill: users whose grain is active here are asked to apply the segment themselves;
+    /// the others are evaluated from their stored records, their outputs delivered, and their records written in one
+    /// batch, each with its generation check (a user activated meanwhile wins, and is then asked too).
+    /// </summary>
+    private async Task StepBackfill(CancellationToken stopping)
+    {
+        var job = _backfills.Peek();
+        var store = _silo.Store;
+        if (!job.Started)
+        {
+            job.Started = true;
+            job.Change.Progress.Total += await store.CountUsersAsync(_partition, stopping).ConfigureAwait(false);
+        }
+
+        var request = new SegmentChangeRequest(job.Change.SegmentId, job.Change.Version, job.Change.Deleted);
+        var page = await store.ScanAsync(_partition, job.Cursor, BackfillPage, stopping).ConfigureAwait(false);
+        var now = _silo.Now();
+        var grainCalls = new List<Task>();
+        var sessions = new List<ProfileSession>();
+        foreach (var record in page)
+        {
+            if (_active.Contains(record.UserId))
+            {
+                grainCalls.Add(_grains.GetGrain<IUserGrain>(record.UserId).ApplySegment(request));
+                continue;
+            }
+
+            var session = await ProfileSession.OpenAsync(record.UserId, record, _silo, stopping).ConfigureAwait(false);
+            session.ApplySegment(request, now);
+            if (session.Dirty)
+            {
+                sessions.Add(session);
+            }
+        }
+
+        if (sessions.Count > 0)
+        {
+            await _silo.Outputs.DeliverAsync([.. sessions.SelectMany(s => s.Messages)], []).ConfigureAwait(false);
+            var writes = sessions.Select(s => s.TakeWrite(_partition, now)).ToList();
+            var generations = await store.WriteAsync(writes, stopping).ConfigureAwait(false);
+            for (var i = 0; i < writes.Count; i++)
+            {
+                if (generations[i] == 0)
+                {
+                    grainCalls.Add(_grains.GetGrain<IUserGrain>(writes[i].Record.UserId).ApplySegment(request));
+                }
+            }
+        }
+
+        await Task.WhenAll(grainCalls).ConfigureAwait(false);
+        job.Change.Progress.Add(page.Count);
+        if (page.Count < BackfillPage)
+        {
+            _backfills.Dequeue();
+            await store.MarkBackfilledAsync(_partition, [(job.Change.SegmentId, job.Change.Deleted ? null : job.Change.Version)], stopping).ConfigureAwait(false);
+            job.Change.Progress.PartitionDone();
+            LogBackfilled(job.Change.SegmentId, job.Change.Version, _partition);
+        }
+        else
+        {
+            job.Cursor = page[^1].UserId;
+        }
+    }
+
+    /// <summary>Runs a store call until it succeeds, pausing while the store is unavailable.</summary>
+    private async Task<T> Retry<T>(Func<Task<T>> call, string what, CancellationToken stopping)
+    {
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                return await call().ConfigureAwait(false);
+            }
+            catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException
+                and (StoreUnavailableException or System.Data.Common.DbException or Confluent.Kafka.KafkaException or TimeoutException))
+            {
+                LogRetrying(e, _partition, what);
+                await Task.Delay(backoff, stopping).ConfigureAwait(false);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Partition {Partition} starts reading after {Checkpoint} (epoch {Epoch})")]
+    private partial void LogStarted(int partition, long epoch, long checkpoint);
+
+    [LoggerMessage(EventId = 2102, Level = LogLevel.Warning, Message = "Partition {Partition}: {Users} users' events could not be applied; retrying")]
+    private partial void LogApplyFailed(Exception exception, int partition, int users);
+
+    [LoggerMessage(EventId = 2103, Level = LogLevel.Warning, Message = "Partition {Partition}: the due-time sweep failed; it runs again shortly")]
+    private partial void LogSweepFailed(Exception exception, int partition);
+
+    [LoggerMessage(EventId = 2104, Level = LogLevel.Warning, Message = "Partition {Partition}: {What} failed; retrying")]
+    private partial void LogRetrying(Exception exception, int partition, string what);
+
+    [LoggerMessage(EventId = 2105, Level = LogLevel.Warning, Message = "Partition {Partition}: entry {Seq} sent to the dead letters: {Error}")]
+    private partial void LogDeadLetter(int partition, long seq, string error);
+
+    [LoggerMessage(EventId = 2106, Level = LogLevel.Information, Message = "Segment {SegmentId} version {Version} applied to the stored profiles of partition {Partition}")]
+    private partial void LogBackfilled(string segmentId, long version, int partition);
+
+    private sealed class BackfillJob(SegmentChange change)
+    {
+        public SegmentChange Change { get; } = change;
+
+        public bool Started { get; set; }
+
+        public string Cursor { get; set; } = string.Empty;
+    }
+}

@@ -1,0 +1,305 @@
+using Audience.Rules.Indexing;
+using Audience.Rules.Profiles;
+using Audience.Silo.Contracts;
+using Audience.Silo.Grains;
+using Audience.Silo.Storage;
+
+namespace Audience.Silo.Processing;
+
+/// <summary>What user grains and backfills share: the segments, the profile store, the outputs and the clock.</summary>
+public sealed class SiloContext(SegmentIndex index, IProfileStore store, ISiloOutputs outputs, SiloOptions options, TimeProvider time)
+{
+    public SegmentIndex Index => index;
+
+    public RuleCatalog Catalog => index.Catalog;
+
+    public IProfileStore Store => store;
+
+    public ISiloOutputs Outputs => outputs;
+
+    public SiloOptions Options => options;
+
+    public TimeProvider Time => time;
+
+    public long Now() => time.GetUtcNow().ToUnixTimeMilliseconds();
+}
+
+/// <summary>
+/// The work on one user's profile between two writes: applying events, time-based and segment-driven evaluations,
+/// and what they leave to deliver and to write (membership messages, orders, dead letters, history entries, index
+/// changes, archived events). The user's grain keeps one for its lifetime; a backfill opens one over a stored record
+/// of a user whose grain is not active. Not thread-safe: one writer per user, as Orleans guarantees the grain.
+/// </summary>
+public sealed class ProfileSession
+{
+    private readonly SiloContext _silo;
+    private readonly List<MembershipChange> _changes = [];
+    private readonly List<MembershipDelta> _deltas = [];
+    private readonly List<HistoryChunk> _sealed = [];
+    private readonly List<ArchivedEvent> _archive = [];
+    private int _aggregateVersion = -1;
+
+    private ProfileSession(ProfileRecord record, ProfileState state, SiloContext silo)
+    {
+        Record = record;
+        State = state;
+        _silo = silo;
+    }
+
+    public ProfileRecord Record { get; }
+
+    public ProfileState State { get; }
+
+    public string UserId => Record.UserId;
+
+    /// <summary>Membership changes to deliver before the next write.</summary>
+    public List<MembershipChangeMessage> Messages { get; } = [];
+
+    public List<OrderAnalyticsMessage> Orders { get; } = [];
+
+    public List<DeadLetterMessage> DeadLetters { get; } = [];
+
+    /// <summary>Whether anything changed since the last write.</summary>
+    public bool Dirty { get; private set; }
+
+    /// <summary>Opens a stored record (or a new profile when there is none) and completes its aggregates.</summary>
+    public static async Task<ProfileSession> OpenAsync(string userId, ProfileRecord? stored, SiloContext silo, CancellationToken cancellationToken)
+    {
+        ProfileSession session;
+        if (stored is { Data.Length: > 0 })
+        {
+            session = new ProfileSession(stored, ProfileCodec.Decode(userId, stored.Data, silo.Catalog), silo);
+        }
+        else
+        {
+            // A new user has no past, so every current aggregate is complete (empty) for it, and its first event
+            // evaluates every segment.
+            var record = stored ?? new ProfileRecord { UserId = userId };
+            record.UserId = userId;
+            session = new ProfileSession(record, new ProfileState(new UserProfile(userId, silo.Catalog))
+            {
+                KnownAggregates = [.. silo.Catalog.Aggregates],
+                SegmentsFingerprint = silo.Index.Fingerprint,
+            }, silo);
+        }
+
+        await session.CompleteAggregatesAsync(cancellationToken).ConfigureAwait(false);
+        return session;
+    }
+
+    /// <summary>
+    /// Fills aggregates that segments started to use after this profile's state was built, from the user's archived
+    /// events (the embedded log, or the store's archive), so a new segment sees the user's past and not only what
+    /// arrives next. Cheap when nothing is missing.
+    /// </summary>
+    public async Task CompleteAggregatesAsync(CancellationToken cancellationToken)
+    {
+        var catalog = _silo.Catalog;
+        var version = catalog.AggregateVersion;
+        if (_aggregateVersion == version)
+        {
+            return;
+        }
+
+        var missing = catalog.Aggregates.Where(s => !State.KnownAggregates.Contains(s)).ToList();
+        if (missing.Count > 0 && Record.LastSeq > 0)
+        {
+            var now = _silo.Now();
+            var archived = await _silo.Store.ArchiveAsync(UserId, Record.LastSeq, now - (long)_silo.Options.EventRetention.TotalMilliseconds, cancellationToken)
+                .ConfigureAwait(false);
+            var history = new List<RuleEvent>(archived.Count);
+            foreach (var entry in archived)
+            {
+                if (EventParser.TryRead(entry.Json, DateTimeOffset.FromUnixTimeMilliseconds(entry.ReceivedAt), out var e, out _))
+                {
+                    history.Add(EventValues.ToRuleEvent(e!));
+                }
+            }
+
+            foreach (var spec in missing)
+            {
+                var state = new WindowedAggregate(spec.Layout);
+                foreach (var e in history)
+                {
+                    if ((spec.Key.EventType is null || spec.Key.EventType == e.Type) && spec.TryTake(e, out var value))
+                    {
+                        state.Add(e.TimestampMs, value, now);
+                    }
+                }
+
+                State.Profile.SetAggregate(spec, state);
+            }
+
+            Dirty = true;
+        }
+
+        State.KnownAggregates.UnionWith(missing);
+        _aggregateVersion = version;
+    }
+
+    /// <summary>Evaluates every segment again when the segments changed since this profile was last evaluated.</summary>
+    public void EvaluateIfStale(long now)
+    {
+        var fingerprint = _silo.Index.Fingerprint;
+        if (State.SegmentsFingerprint == fingerprint)
+        {
+            return;
+        }
+
+        _changes.Clear();
+        _silo.Index.EvaluateAll(State.Profile, now, _changes);
+        RecordChanges(null, null, 0);
+        State.SegmentsFingerprint = fingerprint;
+        Dirty = true;
+    }
+
+    /// <summary>Applies one event; one at or below the last applied sequence number, or a resent event id, has no effect.</summary>
+    public void Apply(LoggedEvent logged, string topic, int partition, long now)
+    {
+        if (logged.Seq <= Record.LastSeq)
+        {
+            return; // already applied before a restart: exactly-once effect on the profile
+        }
+
+        var e = logged.Event;
+        Record.LastSeq = logged.Seq;
+        Dirty = true;
+        if (!State.Recent.Add(e.EventId))
+        {
+            return; // a client resent an event it had sent before: it has effect once
+        }
+
+        var latency = Math.Max(0, now - logged.ReceivedAt);
+        try
+        {
+            var ruleEvent = EventValues.ToRuleEvent(e);
+            var effects = State.Profile.Apply(ruleEvent, now);
+            _changes.Clear();
+            _silo.Index.Evaluate(State.Profile, e.EventType, effects, now, _changes);
+            RecordChanges(e.EventId, "e" + logged.Seq, latency);
+            if (_silo.Outputs.WantsOrders && e.EventType == RuleEvent.Purchase)
+            {
+                Orders.Add(Order(e, ruleEvent, latency));
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Events are validated on the way in, so this is a bug; the event goes to the dead letters, the user goes on.
+            DeadLetters.Add(new DeadLetterMessage(ex.Message, topic, partition, logged.Seq - 1, e.UserId,
+                System.Text.Json.JsonSerializer.Serialize(e, SiloJsonContext.Default.UserEvent), _silo.Time.GetUtcNow()));
+        }
+
+        if (_silo.Store.ArchivesEvents)
+        {
+            _archive.Add(new ArchivedEvent(logged.Seq, logged.ReceivedAt, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(e, SiloJsonContext.Default.UserEvent)));
+        }
+    }
+
+    /// <summary>Evaluates what time alone may have changed, if the user's next due time has come.</summary>
+    public void Tick(long now)
+    {
+        if (Record.NextDue is not { } due || due > now)
+        {
+            return;
+        }
+
+        _changes.Clear();
+        _silo.Index.EvaluateTimeDependent(State.Profile, now, _changes);
+        RecordChanges(null, "t" + due, now - due);
+        Dirty = true;
+    }
+
+    /// <summary>Applies a created or edited segment to this profile, or removes a deleted one: a backfill.</summary>
+    public void ApplySegment(SegmentChangeRequest change, long now)
+    {
+        if (change.Deleted)
+        {
+            var slot = _silo.Catalog.SegmentSlot(change.SegmentId);
+            if (State.Profile.IsMember(slot))
+            {
+                State.Profile.Leave(slot);
+                Note(change.SegmentId, change.Version, string.Empty, entered: false, "manual", "segment_deleted", now, 0, null, "s" + change.Version);
+                Dirty = true;
+            }
+
+            return;
+        }
+
+        if (_silo.Index.Find(change.SegmentId) is null)
+        {
+            return;
+        }
+
+        var started = _silo.Time.GetTimestamp();
+        _changes.Clear();
+        _silo.Index.EvaluateSegment(State.Profile, change.SegmentId, now, _changes);
+        RecordChanges(null, null, _silo.Time.GetElapsedTime(started).TotalMilliseconds);
+        Dirty |= _changes.Count > 0;
+    }
+
+    /// <summary>
+    /// The write that records everything since the last one (the caller delivers <see cref="Messages"/>,
+    /// <see cref="Orders"/> and <see cref="DeadLetters"/> first), and the next due time.
+    /// </summary>
+    public ProfileWrite TakeWrite(int partition, long now)
+    {
+        Record.Partition = partition;
+        Record.NextDue = _silo.Index.NextTimer(State.Profile, now);
+        Record.Data = ProfileCodec.Encode(State);
+        var write = new ProfileWrite(Record, Record.Generation, [.. _deltas], [.. _sealed],
+            _archive.Count > 0 ? EventArchive.Encode(_archive) : null, now);
+        _deltas.Clear();
+        _sealed.Clear();
+        _archive.Clear();
+        Messages.Clear();
+        Orders.Clear();
+        DeadLetters.Clear();
+        Dirty = false;
+        return write;
+    }
+
+    /// <summary>Records the flips of one evaluation; <paramref name="origin"/> (or the segment's version) makes each change's dedupe id.</summary>
+    private void RecordChanges(string? eventId, string? origin, double latencyMs)
+    {
+        foreach (var change in _changes)
+        {
+            var reason = change.Trigger == EvaluationTrigger.Time && !change.Entered ? "expired" : "rule_evaluation";
+            Note(change.Segment.Id, change.Segment.Version, change.Segment.Rule.Text, change.Entered, reason, Trigger(change.Trigger),
+                change.AtMs, latencyMs, eventId, origin ?? "s" + change.Segment.Version);
+        }
+    }
+
+    private void Note(string segmentId, long version, string rule, bool entered, string reason, string trigger, long at, double latencyMs,
+        string? eventId, string origin)
+    {
+        latencyMs = Math.Max(0, latencyMs);
+        Messages.Add(new MembershipChangeMessage(UserId, segmentId, entered ? "added" : "removed", reason,
+            DateTimeOffset.FromUnixTimeMilliseconds(at),
+            new MembershipChangeMetadata(version, rule, trigger, eventId, latencyMs, $"{UserId}/{segmentId}/{origin}")));
+        _deltas.Add(new MembershipDelta(segmentId, entered ? at : null));
+        State.HistoryCount++;
+        State.OpenHistory.Add(new HistoryEntry(State.HistoryCount, segmentId, entered, reason, at, latencyMs, eventId));
+        if (State.OpenHistory.Count == ProfileCodec.HistoryChunkSize)
+        {
+            _sealed.Add(new HistoryChunk((State.HistoryCount - 1) / ProfileCodec.HistoryChunkSize, ProfileCodec.EncodeHistory(State.OpenHistory)));
+            State.OpenHistory.Clear();
+        }
+    }
+
+    private OrderAnalyticsMessage Order(UserEvent e, RuleEvent ruleEvent, double latencyMs)
+    {
+        var p = State.Profile;
+        var amount = ruleEvent.Properties.TryGetValue("amount", out var a) && a.IsSummable ? a.AsNumber : (decimal?)null;
+        return new OrderAnalyticsMessage(e.EventId, e.UserId, e.Timestamp, amount, e.Properties,
+            [.. p.Memberships.Keys.Select(_silo.Catalog.SegmentId).Where(id => _silo.Index.Find(id) is not null).Order(StringComparer.Ordinal)],
+            p.TotalSpent, p.OrderCount, p.FirstSeen is { } first ? DateTimeOffset.FromUnixTimeMilliseconds(first) : null, latencyMs);
+    }
+
+    private static string Trigger(EvaluationTrigger trigger) => trigger switch
+    {
+        EvaluationTrigger.Event => "event",
+        EvaluationTrigger.Time => "time",
+        EvaluationTrigger.Cascade => "cascade",
+        _ => "segment_changed",
+    };
+}

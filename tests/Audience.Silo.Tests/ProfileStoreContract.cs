@@ -1,0 +1,193 @@
+using Audience.Silo.Storage;
+using Audience.Testing;
+
+namespace Audience.Silo.Tests;
+
+/// <summary>
+/// What every profile store must do, run against each implementation: the embedded SQLite one and the PostgreSQL one
+/// shared by several silos.
+/// </summary>
+public abstract class ProfileStoreContract : IDisposable
+{
+    protected abstract IProfileStore Store { get; }
+
+    private static ProfileWrite Write(string user, long seq, long expected, long? due = null, int partition = 1,
+        IReadOnlyList<MembershipDelta>? memberships = null, IReadOnlyList<HistoryChunk>? history = null, ArchiveChunk? archive = null) =>
+        new(new ProfileRecord { UserId = user, Partition = partition, LastSeq = seq, NextDue = due, Data = [1, 2, (byte)seq], Generation = expected },
+            expected, memberships ?? [], history ?? [], archive, 10);
+
+    [Fact]
+    public async Task A_written_record_reads_back_with_its_bins_and_next_generation()
+    {
+        Assert.Null(await Store.ReadAsync("u1"));
+        Assert.Equal(new[] { 1L }, await Store.WriteAsync([Write("u1", 7, 0, due: 1234)]));
+        var read = (await Store.ReadAsync("u1"))!;
+        Assert.Equal(("u1", 1, 7L, 1234L, 1L), (read.UserId, read.Partition, read.LastSeq, read.NextDue!.Value, read.Generation));
+        Assert.Equal([1, 2, 7], read.Data);
+
+        Assert.Equal(new[] { 2L }, await Store.WriteAsync([Write("u1", 9, 1)]));
+        read = (await Store.ReadAsync("u1"))!;
+        Assert.Equal((9L, (long?)null, 2L), (read.LastSeq, read.NextDue, read.Generation));
+    }
+
+    [Fact]
+    public async Task A_stale_generation_writes_nothing_of_that_record_and_the_rest_of_the_batch_lands()
+    {
+        await Store.WriteAsync([Write("a", 1, 0), Write("b", 1, 0)]);
+        var results = await Store.WriteAsync([
+            Write("a", 2, 5, memberships: [new MembershipDelta("s", 100)], history: [new HistoryChunk(0, [9])]),
+            Write("b", 2, 1, memberships: [new MembershipDelta("s", 200)]),
+            Write("a-new", 1, 0),
+            Write("b", 3, 0), // "must not exist yet", but it does
+        ]);
+        Assert.Equal([0L, 2L, 1L, 0L], results);
+        Assert.Equal(1, (await Store.ReadAsync("a"))!.LastSeq);
+        Assert.Equal(2, (await Store.ReadAsync("b"))!.LastSeq);
+        Assert.Equal(["b"], (await Store.MembersAsync("s", string.Empty, 10)).Select(m => m.UserId));
+        Assert.Empty(await Store.HistoryAsync("a", 0, 10));
+    }
+
+    [Fact]
+    public async Task Several_records_read_at_once_and_absent_ones_are_left_out()
+    {
+        await Store.WriteAsync([Write("x", 3, 0), Write("y", 4, 0)]);
+        var read = await Store.ReadManyAsync(["x", "y", "nobody"]);
+        Assert.Equal(["x", "y"], read.Keys.Order());
+        Assert.Equal(4, read["y"].LastSeq);
+        Assert.Empty(await Store.ReadManyAsync([]));
+    }
+
+    [Fact]
+    public async Task The_membership_index_follows_the_last_change_of_each_user_and_pages_by_user()
+    {
+        await Store.WriteAsync([
+            Write("m1", 1, 0, memberships: [new MembershipDelta("vip", 10)]),
+            Write("m2", 1, 0, memberships: [new MembershipDelta("vip", 20), new MembershipDelta("vip", null)]),
+            Write("m3", 1, 0, memberships: [new MembershipDelta("vip", 30), new MembershipDelta("other", 5)]),
+        ]);
+        Assert.Equal(2, await Store.CountMembersAsync("vip"));
+        Assert.Equal([("m1", 10L)], (await Store.MembersAsync("vip", string.Empty, 1)).Select(m => (m.UserId, m.Since)));
+        Assert.Equal([("m3", 30L)], (await Store.MembersAsync("vip", "m1", 10)).Select(m => (m.UserId, m.Since)));
+
+        await Store.WriteAsync([Write("m3", 2, 1, memberships: [new MembershipDelta("vip", null)])]);
+        Assert.Equal(1, await Store.CountMembersAsync("vip"));
+        Assert.Equal(1, await Store.CountMembersAsync("other"));
+    }
+
+    [Fact]
+    public async Task History_chunks_read_back_in_order_from_a_chunk_on()
+    {
+        await Store.WriteAsync([Write("h", 1, 0, history: [new HistoryChunk(0, [0]), new HistoryChunk(1, [1])])]);
+        await Store.WriteAsync([Write("h", 2, 1, history: [new HistoryChunk(2, [2])])]);
+        Assert.Equal([0L, 1L, 2L], (await Store.HistoryAsync("h", 0, 10)).Select(c => c.Chunk));
+        Assert.Equal([(1L, (byte)1)], (await Store.HistoryAsync("h", 1, 1)).Select(c => (c.Chunk, c.Data[0])));
+        Assert.Empty(await Store.HistoryAsync("nobody", 0, 10));
+    }
+
+    [Fact]
+    public async Task A_claim_fences_the_previous_owner_and_keeps_the_checkpoint()
+    {
+        var first = await Store.ClaimPartitionAsync(3);
+        Assert.Equal(0, first.Checkpoint);
+        Assert.True(await Store.CheckpointAsync(3, first.Epoch, 42));
+        var second = await Store.ClaimPartitionAsync(3);
+        Assert.True(second.Epoch > first.Epoch);
+        Assert.Equal(42, second.Checkpoint);
+        Assert.False(await Store.CheckpointAsync(3, first.Epoch, 50));
+        Assert.True(await Store.CheckpointAsync(3, second.Epoch, 50));
+        Assert.Equal(50, (await Store.ClaimPartitionAsync(3)).Checkpoint);
+        Assert.Equal(0, (await Store.ClaimPartitionAsync(4)).Checkpoint);
+    }
+
+    [Fact]
+    public async Task Due_users_come_earliest_first_per_partition_and_scans_page_by_user_id()
+    {
+        await Store.WriteAsync([Write("d1", 1, 0, due: 300), Write("d2", 1, 0, due: 100), Write("d3", 1, 0), Write("d4", 1, 0, due: 50, partition: 2)]);
+        Assert.Equal(["d2", "d1"], await Store.DueAsync(1, 400, 10));
+        Assert.Equal(["d2"], await Store.DueAsync(1, 200, 10));
+        Assert.Equal(["d4"], await Store.DueAsync(2, 400, 10));
+        Assert.Equal(3, await Store.CountUsersAsync(1));
+        Assert.Equal(["d1", "d2"], (await Store.ScanAsync(1, string.Empty, 2)).Select(r => r.UserId));
+        Assert.Equal(["d3"], (await Store.ScanAsync(1, "d2", 2)).Select(r => r.UserId));
+    }
+
+    [Fact]
+    public async Task Completed_backfills_are_recorded_per_partition_and_forgotten_on_deletion()
+    {
+        Assert.Empty(await Store.BackfilledVersionsAsync(1));
+        await Store.MarkBackfilledAsync(1, [("a", 1), ("b", 3)]);
+        await Store.MarkBackfilledAsync(2, [("a", 1)]);
+        await Store.MarkBackfilledAsync(1, [("a", 2), ("b", null)]);
+        Assert.Equal([("a", 2L)], (await Store.BackfilledVersionsAsync(1)).Select(p => (p.Key, p.Value)));
+        Assert.Equal([("a", 1L)], (await Store.BackfilledVersionsAsync(2)).Select(p => (p.Key, p.Value)));
+    }
+
+    public abstract void Dispose();
+}
+
+public sealed class EmbeddedProfileStoreTests : ProfileStoreContract
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "audience-tests", Guid.NewGuid().ToString("N"));
+    private readonly EmbeddedProfileStore _store;
+
+    public EmbeddedProfileStoreTests() => _store = new EmbeddedProfileStore(new Database(_directory));
+
+    protected override IProfileStore Store => _store;
+
+    public override void Dispose()
+    {
+        _store.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresProfileStoreTests : ProfileStoreContract
+{
+    private readonly TestDatabase _database = new();
+    private readonly PostgresDatabase _postgres;
+
+    public PostgresProfileStoreTests()
+    {
+        _postgres = new PostgresDatabase(_database.ConnectionString);
+        _postgres.Migrate();
+        _postgres.Migrate(); // idempotent
+        Store = new PostgresProfileStore(_postgres.DataSource);
+    }
+
+    protected override IProfileStore Store { get; }
+
+    [Fact]
+    public async Task Archived_events_read_back_by_user_up_to_a_sequence_number_and_are_pruned_by_time()
+    {
+        ArchivedEvent Event(long seq, long at) => new(seq, at, [(byte)'{', (byte)seq, (byte)'}']);
+        await Store.WriteAsync([Write("ar", 2, 0, EventArchive.Encode([Event(1, 1_000), Event(2, 1_000)]))]);
+        await Store.WriteAsync([Write("ar", 5, 1, EventArchive.Encode([Event(5, 5_000)]))]);
+        Assert.Equal([1L, 2L, 5L], (await Store.ArchiveAsync("ar", 10, 0)).Select(e => e.Seq));
+        Assert.Equal([1L, 2L], (await Store.ArchiveAsync("ar", 4, 0)).Select(e => e.Seq));
+        var kept = await Store.ArchiveAsync("ar", 10, 2_000);
+        Assert.Equal(new[] { (byte)'{', (byte)5, (byte)'}' }, kept[0].Json);
+        Assert.Equal(1, await Store.PruneArchiveAsync(2_000));
+        Assert.Equal([5L], (await Store.ArchiveAsync("ar", 10, 0)).Select(e => e.Seq));
+
+        static ProfileWrite Write(string user, long seq, long expected, ArchiveChunk archive) =>
+            new(new ProfileRecord { UserId = user, LastSeq = seq, Data = [1] }, expected, [], [], archive, 1);
+    }
+
+    [Fact]
+    public async Task Processes_that_start_at_once_migrate_the_schema_once()
+    {
+        using var fresh = new TestDatabase();
+        var databases = Enumerable.Range(0, 4).Select(_ => new PostgresDatabase(fresh.ConnectionString)).ToList();
+        await Task.WhenAll(databases.Select(d => Task.Run(d.Migrate)));
+        Assert.Equal(PostgresDatabase.SchemaVersion, fresh.Scalar("SELECT count(*) FROM schema_version"));
+        Assert.Equal(10, fresh.Scalar("SELECT count(*) FROM orleansquery"));
+        databases.ForEach(d => d.Dispose());
+    }
+
+    public override void Dispose()
+    {
+        _postgres.Dispose();
+        _database.Dispose();
+    }
+}
