@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Audience.Silo;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using Audience.Silo.Storage;
 
 namespace Audience.Api.Features;
@@ -26,7 +27,7 @@ public static class EventsApi
     /// <summary>The largest batch body: the most events, each at its largest.</summary>
     public const int MaxBatchBytes = 4 * 1024 * 1024;
 
-    private static async Task<IResult> PostEvent(HttpRequest request, IEventSink log, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<IResult> PostEvent(HttpRequest request, IEventSink log, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadBytesAsync(request, EventLimits.MaxEventBytes, cancellationToken);
         if (problem is not null)
@@ -54,7 +55,7 @@ public static class EventsApi
         }
     }
 
-    private static async Task<IResult> PostBatch(HttpRequest request, IEventSink log, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<IResult> PostBatch(HttpRequest request, IEventSink log, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadBytesAsync(request, MaxBatchBytes, cancellationToken);
         if (problem is not null)

@@ -119,6 +119,9 @@ public sealed class ConfigurationException(string key, string expected)
 
 public static class AudienceServices
 {
+    /// <summary>The key of the <see cref="TimeProvider"/> Audience's own code reads time from.</summary>
+    public const string Clock = "audience-clock";
+
     /// <summary>The services every process needs: options, the profile store, segments and the index, queries.</summary>
     public static IServiceCollection AddAudienceCore(this IServiceCollection services, IConfiguration configuration, AudienceMode mode)
     {
@@ -133,7 +136,9 @@ public static class AudienceServices
             return string.IsNullOrWhiteSpace(dataDirectory) ? options : options with { DataDirectory = dataDirectory };
         });
         services.AddSingleton(mode);
-        services.TryAddSingleton(TimeProvider.System);
+        // The clock of profiles, windows and events, apart from the TimeProvider Orleans and ASP.NET Core use for their
+        // own timing: a test may set it to a fake one without stopping theirs.
+        services.TryAddKeyedSingleton(Clock, TimeProvider.System);
         services.AddSingleton<RuleCatalog>();
         services.AddSingleton<SegmentIndex>();
         services.AddSingleton<ChangeFeed>();
@@ -170,7 +175,7 @@ public static class AudienceServices
             services.AddSingleton<ISegmentStore>(sp => new EmbeddedSegmentStore(sp.GetRequiredService<Database>()));
             // The in-process log stands in for user-events: the Api appends to it, the silo's readers read it.
             services.AddSingleton(sp => new EventLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<SiloOptions>().Partitions,
-                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EventLog>>()));
+                sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<ILogger<EventLog>>()));
         }
 
         services.AddSingleton(sp =>
@@ -182,7 +187,7 @@ public static class AudienceServices
             }
 
             return new SegmentService(sp.GetRequiredService<ISegmentStore>(), sp.GetRequiredService<SegmentIndex>(),
-                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<SiloOptions>().Partitions);
+                sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<SiloOptions>().Partitions);
         });
         services.AddSingleton<ProfileQueries>();
         return services;
@@ -243,6 +248,12 @@ public static class AudienceServices
             silo.UseLocalhostClustering(siloPort, gatewayPort: 0, primarySiloEndpoint: null, serviceId: orleans.ServiceId, clusterId: orleans.ClusterId);
         }
 
+        return silo.AddAudienceGrains(mode);
+    }
+
+    /// <summary>The grains, their storage and placement, and the silo's services, on whatever clustering the silo has.</summary>
+    public static ISiloBuilder AddAudienceGrains(this ISiloBuilder silo, AudienceMode mode)
+    {
         var services = silo.Services;
         services.AddSingleton<IClusterAccess, LocalCluster>();
         services.AddOptions<GrainCollectionOptions>().Configure<SiloOptions>((o, options) =>

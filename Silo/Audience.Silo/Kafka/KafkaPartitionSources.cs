@@ -28,7 +28,7 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
     private readonly Lazy<Thread> _thread;
     private int _disposed;
 
-    public KafkaPartitionSources(KafkaOptions kafka, TimeProvider time, ILogger<KafkaPartitionSources> logger)
+    public KafkaPartitionSources(KafkaOptions kafka, [Microsoft.Extensions.DependencyInjection.FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time, ILogger<KafkaPartitionSources> logger)
     {
         _kafka = kafka;
         _time = time;

@@ -10,7 +10,7 @@ namespace Audience.Silo.Processing;
 /// partition has passed them, or the archive a server store keeps for filling new aggregates. Every ten minutes;
 /// every silo may run it, since a deletion by time is harmless to repeat.
 /// </summary>
-public sealed partial class Housekeeping(IServiceProvider services, SiloOptions options, TimeProvider time, ILogger<Housekeeping> logger) : BackgroundService
+public sealed partial class Housekeeping(IServiceProvider services, SiloOptions options, [FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time, ILogger<Housekeeping> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromMinutes(10);
 

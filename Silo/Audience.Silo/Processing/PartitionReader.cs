@@ -68,11 +68,11 @@ public sealed partial class PartitionReader
         await using var source = await _sources.OpenAsync(_partition, _lease.Checkpoint, stopping).ConfigureAwait(false);
         await ResumeBackfills(stopping).ConfigureAwait(false);
         var position = _lease.Checkpoint;
+        // The sweep's pace is the system clock's (like any wait); what is due is judged by the profiles' clock.
         var nextSweep = 0L;
         while (!stopping.IsCancellationRequested)
         {
-            var now = _silo.Now();
-            var wait = _backfills.Count > 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Clamp(nextSweep - now, 0, SweepInterval.TotalMilliseconds));
+            var wait = _backfills.Count > 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Clamp(nextSweep - Environment.TickCount64, 0, SweepInterval.TotalMilliseconds));
             IReadOnlyList<PartitionEntry> entries;
             try
             {
@@ -90,11 +90,10 @@ public sealed partial class PartitionReader
                 await MoveCheckpoint(position, stopping).ConfigureAwait(false);
             }
 
-            now = _silo.Now();
-            if (now >= nextSweep)
+            if (Environment.TickCount64 >= nextSweep)
             {
-                await SweepDue(now, stopping).ConfigureAwait(false);
-                nextSweep = now + (long)SweepInterval.TotalMilliseconds;
+                await SweepDue(_silo.Now(), stopping).ConfigureAwait(false);
+                nextSweep = Environment.TickCount64 + (long)SweepInterval.TotalMilliseconds;
             }
 
             while (_segmentChanges.Reader.TryRead(out var change))

@@ -7,7 +7,8 @@ using Audience.Silo.Storage;
 namespace Audience.Silo.Processing;
 
 /// <summary>What user grains and backfills share: the segments, the profile store, the outputs and the clock.</summary>
-public sealed class SiloContext(SegmentIndex index, IProfileStore store, ISiloOutputs outputs, SiloOptions options, TimeProvider time)
+public sealed class SiloContext(SegmentIndex index, IProfileStore store, ISiloOutputs outputs, SiloOptions options,
+    [Microsoft.Extensions.DependencyInjection.FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time)
 {
     public SegmentIndex Index => index;
 

@@ -120,6 +120,24 @@ public sealed class KafkaModeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_segment_created_after_the_events_fills_its_windows_from_the_archived_events()
+    {
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        using var api = new AudienceFactory(Settings);
+        await api.Http.Send("late-buyer", "purchase", new { amount = 40, category = "toys" }, DateTimeOffset.UtcNow.AddDays(-2));
+        await api.Http.Send("late-buyer", "purchase", new { amount = 60, category = "toys" }, DateTimeOffset.UtcNow.AddHours(-1));
+        await api.Http.Send("late-browser", "page_view");
+        await Http.Eventually(async () => await Spent(api, "late-buyer") == (2, 100), "the buyer's events are applied\n" + silo.Log, 60_000);
+        await Http.Eventually(async () => (await api.Http.GetAsync("/api/users/late-browser/profile")).StatusCode == HttpStatusCode.OK, "the browser's event is applied");
+
+        // Aggregates no segment used before: Kafka's retention cannot replay them, the store's archive does.
+        var segmentId = await api.Http.CreateSegment(new { name = "toy buyers", rule = "sum(purchase.amount where category == \"toys\" within 7d) >= 100 and count(purchase within 7d) == 2" });
+        await Http.Eventually(async () => (await api.Http.SegmentsOf("late-buyer")).Contains(segmentId), "the buyer enters without a new event\n" + silo.Log, 60_000);
+        Assert.DoesNotContain(segmentId, await api.Http.SegmentsOf("late-browser"));
+        await Http.Eventually(async () => (await (await api.Http.GetAsync($"/api/segments/{segmentId}/size")).Json()).GetProperty("size").GetInt64() == 1, "size is 1");
+    }
+
+    [Fact]
     public async Task A_resent_event_id_has_effect_once()
     {
         using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");

@@ -95,6 +95,66 @@ public sealed class ScaleOutTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_third_Silo_joining_takes_partitions_and_the_stream_stays_exact()
+    {
+        using var first = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "first");
+        using var second = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "second");
+        using var api = new AudienceFactory(new Dictionary<string, string>
+        {
+            ["Kafka:BootstrapServers"] = _kafka.Bootstrap,
+            ["Postgres:ConnectionString"] = _database.ConnectionString,
+        });
+        await Http.Eventually(() => Task.FromResult(first.Log.Contains("starts reading", StringComparison.Ordinal)
+            && second.Log.Contains("starts reading", StringComparison.Ordinal)), "both Silos read partitions", 60_000);
+
+        var random = new Random(13);
+        var expected = new Dictionary<string, (long Count, decimal Spent)>();
+        async Task SendBatches(int batches)
+        {
+            for (var b = 0; b < batches; b++)
+            {
+                var batch = Enumerable.Range(0, 100).Select(_ =>
+                {
+                    var user = $"user-{random.Next(Users)}";
+                    var amount = random.Next(1, 40);
+                    var (count, spent) = expected.GetValueOrDefault(user);
+                    expected[user] = (count + 1, spent + amount);
+                    return new { userId = user, eventType = "purchase", properties = new { amount } };
+                }).ToList();
+                Assert.Equal(HttpStatusCode.Accepted, (await api.Http.PostJson("/api/events/batch", JsonSerializer.Serialize(batch))).StatusCode);
+                await Task.Delay(100);
+            }
+        }
+
+        await SendBatches(5);
+        using var third = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "third");
+        var sending = SendBatches(5);
+        await Http.Eventually(() => Task.FromResult(third.Log.Contains("starts reading", StringComparison.Ordinal)),
+            "the third Silo takes partitions\n" + third.Log, 60_000);
+        await sending;
+        Assert.Contains("moves from", first.Log + second.Log, StringComparison.Ordinal);
+        // Each move is a new claim of the partition: its epoch counts the owners it has had.
+        Assert.True(_database.Scalar("SELECT max(epoch) FROM partitions") >= 2);
+        await SendBatches(5);
+        foreach (var (user, (count, spent)) in expected)
+        {
+            await Http.Eventually(async () =>
+            {
+                var profile = await api.Http.GetAsync($"/api/users/{user}/profile");
+                if (profile.StatusCode != HttpStatusCode.OK)
+                {
+                    return false;
+                }
+
+                var json = await profile.Json();
+                var seen = (json.GetProperty("eventCount").GetInt64(), json.GetProperty("totalSpent").GetDecimal());
+                Assert.True(seen.Item1 <= count, $"{user} counted {seen.Item1} events of {count}: applied twice");
+                return seen == (count, spent);
+            }, $"{user} has {count} events and {spent} spent", 90_000);
+        }
+    }
+
     /// <summary>The distinct changes on user-segments by change id; a repeat must be identical.</summary>
     private Dictionary<string, string> ChangeIds()
     {
