@@ -2,6 +2,7 @@ using System.Text.Json;
 using Audience.Silo.Grains;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
+using Audience.Silo.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Audience.Api.Features;
@@ -56,10 +57,29 @@ public static class SegmentsApi
         return result.Segment is not null ? TypedResults.NoContent() : Outcome(result, created: false);
     }
 
-    private static Ok<SegmentResponse[]> List(SegmentService segments) => TypedResults.Ok(segments.List().Select(ToResponse).ToArray());
+    private static async Task<Ok<SegmentResponse[]>> List(SegmentService segments, IProfileStore store) =>
+        TypedResults.Ok(await Responses(segments.List(), store));
 
-    private static IResult Get(string id, SegmentService segments) =>
-        segments.Get(id) is { } segment ? TypedResults.Ok(ToResponse(segment)) : Problems.NotFound($"There is no segment with the id '{id}'.");
+    private static async Task<IResult> Get(string id, SegmentService segments, IProfileStore store) =>
+        segments.Get(id) is { } segment ? TypedResults.Ok((await Responses([segment], store))[0]) : Problems.NotFound($"There is no segment with the id '{id}'.");
+
+    /// <summary>
+    /// Responses with each segment's status: a backfill this process runs reports its own progress; one that runs
+    /// elsewhere (the silos, in Kafka mode) is done when every claimed partition has recorded the segment's version.
+    /// </summary>
+    private static async Task<SegmentResponse[]> Responses(IReadOnlyList<SegmentInfo> infos, IProfileStore store)
+    {
+        if (infos.All(i => i.Status != "backfilling"))
+        {
+            return [.. infos.Select(ToResponse)];
+        }
+
+        var (partitions, completed) = await store.BackfillSummaryAsync();
+        return [.. infos.Select(info => info.Status == "backfilling" && partitions > 0
+            && completed.Count(c => c.SegmentId == info.Record.Id && c.Version >= info.Record.Version) >= partitions
+                ? ToResponse(info with { Status = "active" })
+                : ToResponse(info))];
+    }
 
     private static async Task<IResult> Members(string id, SegmentService segments, ProfileQueries queries, string? after = null, int limit = 100)
     {

@@ -202,6 +202,10 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
         Task.FromResult<IReadOnlyDictionary<string, long>>(Read(r => Database.Query(r, "SELECT segment_id, version FROM backfills WHERE partition = $p",
             x => (x.GetString(0), x.GetInt64(1)), ("$p", partition)).ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal)));
 
+    public Task<(int Partitions, IReadOnlyList<(string SegmentId, long Version)> Completed)> BackfillSummaryAsync(CancellationToken cancellationToken = default) =>
+        Task.FromResult(Read(r => ((int)Database.Scalar(r, "SELECT count(*) FROM partitions"),
+            (IReadOnlyList<(string, long)>)Database.Query(r, "SELECT segment_id, version FROM backfills", x => (x.GetString(0), x.GetInt64(1))))));
+
     public Task MarkBackfilledAsync(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills, CancellationToken cancellationToken = default)
     {
         lock (_writeLock)

@@ -119,6 +119,9 @@ public interface IProfileStore
     /// <summary>The segment versions whose backfill over this partition's stored profiles has completed.</summary>
     Task<IReadOnlyDictionary<string, long>> BackfilledVersionsAsync(int partition, CancellationToken cancellationToken = default);
 
+    /// <summary>How many partitions have been claimed, and every completed backfill (segment and version) of every partition.</summary>
+    Task<(int Partitions, IReadOnlyList<(string SegmentId, long Version)> Completed)> BackfillSummaryAsync(CancellationToken cancellationToken = default);
+
     /// <summary>Records completed backfills; a null version forgets the segment (its deletion was applied).</summary>
     Task MarkBackfilledAsync(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills, CancellationToken cancellationToken = default);
 }

@@ -255,6 +255,13 @@ public sealed class PostgresProfileStore(NpgsqlDataSource dataSource) : IProfile
         (await Query("SELECT segment_id, version FROM backfills WHERE partition = @p", r => (r.GetString(0), r.GetInt64(1)), cancellationToken, ("p", partition))
             .ConfigureAwait(false)).ToDictionary(r => r.Item1, r => r.Item2, StringComparer.Ordinal);
 
+    public async Task<(int Partitions, IReadOnlyList<(string SegmentId, long Version)> Completed)> BackfillSummaryAsync(CancellationToken cancellationToken = default)
+    {
+        var partitions = await Scalar("SELECT count(*) FROM partitions", cancellationToken).ConfigureAwait(false);
+        var completed = await Query("SELECT segment_id, version FROM backfills", r => (r.GetString(0), r.GetInt64(1)), cancellationToken).ConfigureAwait(false);
+        return ((int)partitions, completed);
+    }
+
     public Task MarkBackfilledAsync(int partition, IReadOnlyCollection<(string SegmentId, long? Version)> backfills, CancellationToken cancellationToken = default) =>
         Run(async connection =>
         {

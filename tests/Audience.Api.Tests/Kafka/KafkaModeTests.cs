@@ -135,6 +135,9 @@ public sealed class KafkaModeTests : IDisposable
         await Http.Eventually(async () => (await api.Http.SegmentsOf("late-buyer")).Contains(segmentId), "the buyer enters without a new event\n" + silo.Log, 60_000);
         Assert.DoesNotContain(segmentId, await api.Http.SegmentsOf("late-browser"));
         await Http.Eventually(async () => (await (await api.Http.GetAsync($"/api/segments/{segmentId}/size")).Json()).GetProperty("size").GetInt64() == 1, "size is 1");
+        // The backfill ran on the Silo; the Api reads its completion from the store.
+        await Http.Eventually(async () => (await (await api.Http.GetAsync($"/api/segments/{segmentId}")).Json()).GetProperty("status").GetString() == "active",
+            "the segment is active once every partition has applied it");
     }
 
     [Fact]
