@@ -29,7 +29,7 @@ public static class ChangesApi
         response.Headers["X-Accel-Buffering"] = "no";
         await response.WriteAsync(": subscribed\n\n", aborted);
         await response.Body.FlushAsync(aborted);
-        var changes = new List<MembershipChangeMessage>(MaxPerWrite);
+        var changes = new List<FeedItem>(MaxPerWrite);
         var missed = 0L;
         try
         {
@@ -44,10 +44,9 @@ public static class ChangesApi
                     missed = subscription.Missed;
                 }
 
-                foreach (var change in changes)
+                foreach (var item in changes)
                 {
-                    var json = JsonSerializer.Serialize(change, SiloJsonContext.Default.MembershipChangeMessage);
-                    await response.WriteAsync("event: membership\ndata: " + json + "\n\n", aborted);
+                    await response.Body.WriteAsync(item.Frame, aborted);
                 }
 
                 await response.Body.FlushAsync(aborted);

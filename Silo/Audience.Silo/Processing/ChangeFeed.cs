@@ -1,11 +1,16 @@
+using System.Text;
+using System.Text.Json;
 using Audience.Silo.Contracts;
 
 namespace Audience.Silo.Processing;
 
+/// <summary>A change as the feed holds it: the message, and its Server-Sent Events frame, encoded once for every subscriber.</summary>
+public sealed record FeedItem(MembershipChangeMessage Change, byte[] Frame);
+
 /// <summary>
-/// Broadcasts membership changes to live subscribers (the SSE endpoint). Publishing writes each change once into a
-/// shared ring and wakes whoever waits, whatever the number of subscribers; each subscriber reads the ring at its
-/// own pace from its own position. A subscriber that falls more than the ring's size behind skips to the oldest
+/// Broadcasts membership changes to live subscribers (the SSE endpoint). Publishing encodes each change once, writes
+/// it into a shared ring and wakes whoever waits, whatever the number of subscribers; each subscriber reads the ring
+/// at its own pace from its own position and writes the encoded frames as they are. A subscriber that falls more than the ring's size behind skips to the oldest
 /// change still held (it is told how many it missed), so a slow reader costs only itself and memory stays bounded.
 /// </summary>
 public sealed class ChangeFeed
@@ -13,7 +18,10 @@ public sealed class ChangeFeed
     /// <summary>Changes kept for readers that lag; a reader further behind loses the oldest.</summary>
     public const int Capacity = 16_384;
 
-    private readonly MembershipChangeMessage?[] _ring = new MembershipChangeMessage?[Capacity];
+    private static readonly byte[] FramePrefix = "event: membership\ndata: "u8.ToArray();
+    private static readonly byte[] FrameSuffix = "\n\n"u8.ToArray();
+
+    private readonly FeedItem?[] _ring = new FeedItem?[Capacity];
     private readonly Lock _gate = new();
     private long _published;
     private int _subscribers;
@@ -31,11 +39,13 @@ public sealed class ChangeFeed
             return;
         }
 
+        var json = JsonSerializer.SerializeToUtf8Bytes(change, SiloJsonContext.Default.MembershipChangeMessage);
+        var item = new FeedItem(change, [.. FramePrefix, .. json, .. FrameSuffix]);
         TaskCompletionSource woken;
         lock (_gate)
         {
             // The slot first, then the count that makes it visible to readers, which read without the lock.
-            _ring[_published % Capacity] = change;
+            _ring[_published % Capacity] = item;
             Interlocked.Increment(ref _published);
             woken = _next;
             Volatile.Write(ref _next, NewSignal());
@@ -63,7 +73,7 @@ public sealed class ChangeFeed
         public long Missed { get; private set; }
 
         /// <summary>Waits for changes after this reader's position and copies those of its segment into <paramref name="into"/>.</summary>
-        public async Task ReadAsync(List<MembershipChangeMessage> into, int max, CancellationToken cancellationToken)
+        public async Task ReadAsync(List<FeedItem> into, int max, CancellationToken cancellationToken)
         {
             while (true)
             {
@@ -78,7 +88,7 @@ public sealed class ChangeFeed
                         _position = published - Capacity;
                     }
 
-                    var change = feed._ring[_position % Capacity]!;
+                    var item = feed._ring[_position % Capacity]!;
                     if (Interlocked.Read(ref feed._published) - _position > Capacity)
                     {
                         // The writer lapped this reader while it read the slot, which may now hold a later change.
@@ -87,9 +97,9 @@ public sealed class ChangeFeed
                     }
 
                     _position++;
-                    if (segmentId is null || segmentId == change.SegmentId)
+                    if (segmentId is null || segmentId == item.Change.SegmentId)
                     {
-                        into.Add(change);
+                        into.Add(item);
                     }
                 }
 
