@@ -112,9 +112,20 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
 
         var ready = await _http.GetAsync("/health/ready");
         Assert.True(ready.StatusCode == HttpStatusCode.OK, $"seed {seed}: not ready after the fuzz: {await ready.Content.ReadAsStringAsync()}");
-        var user = "after-fuzz-" + seed;
-        await _http.Send(user, "purchase", new { amount = 10 });
-        await Http.Eventually(async () => (await _http.GetAsync($"/api/users/{user}/profile")).StatusCode == HttpStatusCode.OK, "an event after the fuzz is applied");
+        // One event for each partition of the log must still be applied: no reader may be stuck on a fuzzed event.
+        var users = Enumerable.Range(0, 1_000).Select(i => $"after-fuzz-{seed}-{i}")
+            .GroupBy(u => Audience.Silo.Contracts.EventValues.PartitionOf(u, 4)).Select(g => g.First()).ToList();
+        Assert.Equal(4, users.Count);
+        foreach (var user in users)
+        {
+            await _http.Send(user, "purchase", new { amount = 10 });
+        }
+
+        foreach (var user in users)
+        {
+            await Http.Eventually(async () => (await _http.GetAsync($"/api/users/{user}/profile")).StatusCode == HttpStatusCode.OK,
+                $"an event after the fuzz is applied in partition {Audience.Silo.Contracts.EventValues.PartitionOf(user, 4)} (seed {seed})");
+        }
     }
 
     /// <summary>The generator: valid shapes with random parts, and random damage to them.</summary>
@@ -230,7 +241,7 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
                 }
             }
 
-            Maybe(92, $"\"userId\":{(Chance(80) ? $"\"fuzz-{Random.Next(200)}\"" : Value())}");
+            Maybe(92, $"\"userId\":{(Chance(80) ? $"\"fuzz-{Random.Next(200)}\"" : Chance(30) ? Pick(["\" \"", "\"\\t\"", "\"\\u00a0\""]) : Value())}");
             Maybe(92, $"\"eventType\":{(Chance(70) ? $"\"{Pick(["purchase", "identify", "page_view", "add_to_cart"])}\"" : Value())}");
             Maybe(20, $"\"eventId\":{(Chance(60) ? $"\"e-{Random.Next(1000)}\"" : Value())}");
             Maybe(30, $"\"timestamp\":{(Chance(60) ? $"\"{DateTimeOffset.UtcNow.AddMinutes(-Random.Next(-10, 100_000)):O}\"" : Value())}");
@@ -288,7 +299,7 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         public string PathText() => Random.Next(6) switch
         {
             0 => Uri.EscapeDataString(Pick(["ünï", "😀", "a b", "a/b", "..", "%", "#", "?"])),
-            1 => Pick(["%ED%A0%80", "%FF%FE", "%00", "%2F", "%C3%28"]),
+            1 => Pick(["%ED%A0%80", "%FF%FE", "%00", "%2F", "%C3%28", "%20", "%09", "%20%20"]),
             2 => new string('x', Random.Next(1, 3_000)),
             _ => "fuzz-" + Random.Next(200),
         };

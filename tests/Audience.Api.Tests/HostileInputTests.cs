@@ -49,6 +49,8 @@ public sealed class HostileInputTests(AudienceFactory factory) : IClassFixture<A
     [InlineData("""{"userId": "lone-5", "eventType": "\udfff"}""", "'eventType' is not valid Unicode text")]
     [InlineData("""{"userId": "lone-6", "eventType": "x", "eventId": "e\ud800"}""", "'eventId' is not valid Unicode text")]
     [InlineData("""{"userId": "dup-1", "userId": "dup-2", "eventType": "x"}""", "'userId' appears twice in the event")]
+    [InlineData("""{"userId": " ", "eventType": "x"}""", "'userId' must hold a character other than white space")]
+    [InlineData("""{"userId": "blank-type", "eventType": "\u00a0\t"}""", "'eventType' must be 1 to 128 printable characters")]
     [InlineData("""{"userId": "dup-3", "eventType": "purchase", "properties": {"amount": 5, "amount": 7}}""", "'properties.amount' appears twice")]
     [InlineData("""{"userId": "dup-4", "eventType": "x", "context": {"a": {"b": 1, "b": 2}}}""", "'context.a.b' appears twice")]
     [InlineData("""{"userId": "dup-5", "eventType": "x", "extra": {"\u0062": 1, "b": 2}}""", "'extra.b' appears twice")]
@@ -177,6 +179,17 @@ public sealed class HostileInputTests(AudienceFactory factory) : IClassFixture<A
         Assert.Contains(detail, body.ToString(), StringComparison.Ordinal);
         Assert.Equal(before, (await (await _http.GetAsync("/api/segments")).Json()).GetArrayLength());
         await AssertIngestionWorks();
+    }
+
+    [Theory]
+    [InlineData("/api/users/%20/profile")]
+    [InlineData("/api/users/%20%20/segments")]
+    [InlineData("/api/segments/nope/explain/%20")]
+    public async Task UserIdOfWhiteSpace_IsNoUser(string path)
+    {
+        var response = await _http.GetAsync(path);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
 
     [Fact]

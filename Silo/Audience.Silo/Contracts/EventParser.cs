@@ -326,6 +326,12 @@ public sealed class EventParser
             return null;
         }
 
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            error = $"'{name}' must hold a character other than white space.";
+            return null;
+        }
+
         return value;
     }
 

@@ -22,6 +22,7 @@ public sealed class PartitionFencedException(int partition) : Exception($"Partit
 public sealed partial class PartitionReader
 {
     private const int BackfillPage = 200;
+    private const int MaxAttemptsForNonTransientFailures = 5;
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
 
@@ -151,9 +152,10 @@ public sealed partial class PartitionReader
 
         var pending = byUser.ToList();
         var backoff = TimeSpan.FromMilliseconds(100);
-        while (true)
+        var attempts = 0;
+        while (pending.Count > 0)
         {
-            var calls = pending.Select(u => _grains.GetGrain<IUserGrain>(u.Key).Apply(new EventBatch(_partition, topic, _self, [.. u.Value]))).ToArray();
+            var calls = pending.Select(u => Apply(u.Key, new EventBatch(_partition, topic, _self, [.. u.Value]))).ToArray();
             try
             {
                 await Task.WhenAll(calls).ConfigureAwait(false);
@@ -161,14 +163,35 @@ public sealed partial class PartitionReader
             }
             catch (Exception) when (!stopping.IsCancellationRequested)
             {
+                attempts++;
                 var failed = pending.Where((_, i) => !calls[i].IsCompletedSuccessfully).ToList();
-                var error = calls.First(c => c.IsFaulted).Exception!.InnerException!;
-                LogApplyFailed(error, _partition, failed.Count);
-                // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
-                await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
-                await Task.Delay(backoff, stopping).ConfigureAwait(false);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
-                pending = failed;
+                var errors = failed.Select(u => calls[pending.IndexOf(u)].Exception!.GetBaseException()).ToList();
+                LogApplyFailed(errors[0], _partition, failed.Count);
+
+                // An outage (the store, Kafka, a silo) is waited out, however long; a failure of any other kind is
+                // the user's own (a bug), and after a few tries that user's events go to the dead letters, so that one
+                // user cannot stop the partition.
+                var giveUp = attempts >= MaxAttemptsForNonTransientFailures;
+                pending = [];
+                for (var i = 0; i < failed.Count; i++)
+                {
+                    if (giveUp && !IsTransient(errors[i]))
+                    {
+                        await DeadLetterUser(topic, failed[i].Value, errors[i], stopping).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        pending.Add(failed[i]);
+                    }
+                }
+
+                if (pending.Count > 0)
+                {
+                    // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
+                    await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
+                    await Task.Delay(backoff, stopping).ConfigureAwait(false);
+                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+                }
             }
         }
 
@@ -184,6 +207,40 @@ public sealed partial class PartitionReader
         }
 
         Interlocked.Exchange(ref _checkpoint, seq);
+    }
+
+    /// <summary>Calls the user's grain; a failure to even address it (an id Orleans refuses) fails this call only.</summary>
+    private Task Apply(string userId, EventBatch batch)
+    {
+        try
+        {
+            return _grains.GetGrain<IUserGrain>(userId).Apply(batch);
+        }
+        catch (Exception e)
+        {
+            return Task.FromException(e);
+        }
+    }
+
+    /// <summary>Failures that pass: an outage of the store, of Kafka or of a silo, or a write that lost a race.</summary>
+    private static bool IsTransient(Exception e) => e is StoreUnavailableException or System.Data.Common.DbException or TimeoutException
+        or OperationCanceledException or Confluent.Kafka.KafkaException or Orleans.Storage.InconsistentStateException
+        or Orleans.Runtime.OrleansMessageRejectionException or Orleans.Runtime.SiloUnavailableException;
+
+    private async Task DeadLetterUser(string topic, List<LoggedEvent> events, Exception error, CancellationToken stopping)
+    {
+        foreach (var logged in events)
+        {
+            var e = logged.Event;
+            var message = new DeadLetterMessage($"The event could not be applied: {error.Message}", topic, _partition, logged.Seq - 1, e.UserId,
+                System.Text.Json.JsonSerializer.Serialize(e, SiloJsonContext.Default.UserEvent), _silo.Time.GetUtcNow());
+            LogDeadLetter(_partition, logged.Seq, message.Error);
+            await Retry(async () =>
+            {
+                await _silo.Outputs.DeadLetterAsync(message).ConfigureAwait(false);
+                return true;
+            }, "sending a dead letter", stopping).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Calls the grains of users whose due time has come; one that fails is called again at the next sweep.</summary>
