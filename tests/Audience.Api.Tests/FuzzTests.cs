@@ -45,6 +45,7 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
     {
         var seed = Environment.GetEnvironmentVariable("AUDIENCE_FUZZ_SEED") is { } given ? int.Parse(given, System.Globalization.CultureInfo.InvariantCulture) : Random.Shared.Next();
         var fuzz = new Fuzz(new Random(seed));
+        var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
         var statuses = new Dictionary<int, int>();
         var failures = new List<string>();
         var sent = 0;
@@ -109,6 +110,11 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         output.WriteLine($"seed {seed}: {summary} (0: connection closed by the server)");
         Assert.True(failures.Count == 0, $"seed {seed}; {summary}; first failures: {string.Join("; ", failures.Take(10))}");
         Assert.True(sent >= Requests * 9 / 10, $"seed {seed}; only {sent} of {Requests} answered ({summary})");
+
+        // What the burst leaves on the managed heap (the service's and the test's) is bounded: nothing keeps the bodies.
+        var memoryAfter = GC.GetTotalMemory(forceFullCollection: true);
+        output.WriteLine($"managed heap: {memoryBefore / 1_048_576} MB before, {memoryAfter / 1_048_576} MB after");
+        Assert.True(memoryAfter - memoryBefore < 64 * 1_048_576, $"seed {seed}: the managed heap grew from {memoryBefore:N0} to {memoryAfter:N0} bytes");
 
         var ready = await _http.GetAsync("/health/ready");
         Assert.True(ready.StatusCode == HttpStatusCode.OK, $"seed {seed}: not ready after the fuzz: {await ready.Content.ReadAsStringAsync()}");

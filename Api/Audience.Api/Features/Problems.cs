@@ -44,9 +44,16 @@ internal static class Problems
 /// <summary>A request body read into a pooled buffer; dispose it to give the buffer back.</summary>
 internal readonly struct RequestBody(byte[] buffer, int length) : IDisposable
 {
+    /// <summary>
+    /// Buffers for request bodies, apart from the shared pool: that one keeps an array per size in every thread that
+    /// used one, which after a burst of large bodies holds megabytes per thread for good. This pool keeps at most a few
+    /// arrays of each size, so what a burst leaves behind is bounded.
+    /// </summary>
+    public static readonly System.Buffers.ArrayPool<byte> Pool = System.Buffers.ArrayPool<byte>.Create(8 * 1024 * 1024, 4);
+
     public ReadOnlyMemory<byte> Memory => buffer.AsMemory(0, length);
 
-    public void Dispose() => System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+    public void Dispose() => Pool.Return(buffer);
 }
 
 /// <summary>Reads JSON request bodies, turning every way they can be wrong into a 4xx.</summary>
@@ -69,7 +76,7 @@ internal static class JsonBody
             return (default, TooLarge(maxBytes));
         }
 
-        var pool = System.Buffers.ArrayPool<byte>.Shared;
+        var pool = RequestBody.Pool;
         var buffer = pool.Rent((int)Math.Clamp(request.ContentLength ?? 4096, 256, maxBytes + 1L));
         var length = 0;
         try

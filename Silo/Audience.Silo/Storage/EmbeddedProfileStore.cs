@@ -12,6 +12,8 @@ namespace Audience.Silo.Storage;
 /// </summary>
 public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
 {
+    private static readonly int MaxIdleReaders = Environment.ProcessorCount * 2;
+
     private readonly Database _database;
     private readonly ConcurrentBag<SqliteConnection> _readers = [];
     private readonly SqliteConnection _writer;
@@ -234,7 +236,16 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
         try
         {
             var result = read(connection);
-            _readers.Add(connection);
+            if (_readers.Count < MaxIdleReaders)
+            {
+                _readers.Add(connection);
+            }
+            else
+            {
+                // A burst of concurrent reads opened more than are usually needed: their page caches go with them.
+                connection.Dispose();
+            }
+
             return result;
         }
         catch
