@@ -46,10 +46,11 @@ internal readonly struct RequestBody(byte[] buffer, int length) : IDisposable
 {
     /// <summary>
     /// Buffers for request bodies, apart from the shared pool: that one keeps an array per size in every thread that
-    /// used one, which after a burst of large bodies holds megabytes per thread for good. This pool keeps at most a few
-    /// arrays of each size, so what a burst leaves behind is bounded.
+    /// used one, which after a burst of large bodies holds megabytes per thread for good. This pool keeps at most 8
+    /// arrays of each size up to 1 MiB (about 16 MiB in all); a larger body gets an array of its own, which the GC
+    /// reclaims once the request is done.
     /// </summary>
-    public static readonly System.Buffers.ArrayPool<byte> Pool = System.Buffers.ArrayPool<byte>.Create(8 * 1024 * 1024, 4);
+    public static readonly System.Buffers.ArrayPool<byte> Pool = System.Buffers.ArrayPool<byte>.Create(1024 * 1024, 8);
 
     public ReadOnlyMemory<byte> Memory => buffer.AsMemory(0, length);
 
