@@ -9,6 +9,7 @@ namespace Audience.Api.Features;
 public static class ChangesApi
 {
     private const int MaxPerWrite = 256;
+    private const int SendBufferBytes = 64 * 1024;
 
     public static RouteHandlerBuilder MapChangesApi(this IEndpointRouteBuilder routes) =>
         routes.MapGet("/api/changes", Stream).WithTags("Changes").WithName("StreamChanges")
@@ -22,6 +23,13 @@ public static class ChangesApi
         }
 
         var aborted = context.RequestAborted;
+        // A subscriber that stops reading should block its stream soon, not after the kernel buffered megabytes
+        // for it: a fixed send buffer turns off the kernel's growing of it.
+        if (context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket is { } socket)
+        {
+            socket.SendBufferSize = SendBufferBytes;
+        }
+
         using var subscription = feed.Subscribe(segmentId);
         var response = context.Response;
         response.Headers.ContentType = "text/event-stream";

@@ -49,7 +49,7 @@ public sealed partial class ChangeFeedPump(KafkaOptions kafka, ChangeFeed feed, 
                 if (consumer.Consume(TimeSpan.FromMilliseconds(200))?.Message?.Value is { } value
                     && JsonSerializer.Deserialize(value, SiloJsonContext.Default.MembershipChangeMessage) is { } change)
                 {
-                    feed.Publish(change);
+                    feed.Publish([change]);
                 }
             }
             catch (Exception e) when (e is KafkaException or JsonException)

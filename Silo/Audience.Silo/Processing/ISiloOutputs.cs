@@ -26,11 +26,7 @@ public sealed class FeedOutputs(ChangeFeed feed) : ISiloOutputs
 
     public Task DeliverAsync(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<OrderAnalyticsMessage> orders)
     {
-        foreach (var change in changes)
-        {
-            feed.Publish(change);
-        }
-
+        feed.Publish(changes);
         return Task.CompletedTask;
     }
 
