@@ -9,11 +9,19 @@ namespace Audience.Rules.Profiles;
 /// </summary>
 public sealed class AggregateSpec
 {
-    internal AggregateSpec(AggregateKey key, int slot)
+    internal AggregateSpec(AggregateKey key, int slot, int version)
     {
         Key = key;
         Id = key.Describe();
         Slot = slot;
+        Version = version;
+        var hash = 14695981039346656037UL;
+        foreach (var c in Id)
+        {
+            hash = (hash ^ c) * 1099511628211UL;
+        }
+
+        StableHash = hash;
         Layout = BucketLayout.For(key.WindowMs);
         PropertyPath = key.Property?.Split('.');
         Filter = key.Filter is null ? null : RuleCompiler.CompileFilter(key.Filter);
@@ -23,6 +31,15 @@ public sealed class AggregateSpec
 
     /// <summary>The key as stable text (<see cref="AggregateKey.Describe"/>), computed once.</summary>
     public string Id { get; }
+
+    /// <summary>A 64-bit FNV-1a hash of <see cref="Id"/>: a short name for the spec that is the same in every process.</summary>
+    public ulong StableHash { get; }
+
+    /// <summary>
+    /// The catalog's <see cref="RuleCatalog.AggregateVersion"/> once this spec was added: a profile completed at a
+    /// version holds complete state for every spec of that version or before.
+    /// </summary>
+    public int Version { get; }
 
     /// <summary>The index of this spec's state in every profile; reused once the spec is released.</summary>
     public int Slot { get; }
@@ -182,7 +199,7 @@ public sealed class RuleCatalog
             if (!_specs.TryGetValue(key, out var spec))
             {
                 var slot = _freeSpecSlots.TryPop(out var free) ? free : _specCapacity++;
-                spec = new AggregateSpec(key, slot);
+                spec = new AggregateSpec(key, slot, _aggregateVersion + 1);
                 _specs[key] = spec;
                 _specsByType = _specsByType.With(spec);
                 _aggregateVersion++;

@@ -38,7 +38,6 @@ public sealed class ProfileSession
     private readonly List<MembershipDelta> _deltas = [];
     private readonly List<HistoryChunk> _sealed = [];
     private readonly List<ArchivedEvent> _archive = [];
-    private int _aggregateVersion = -1;
 
     private ProfileSession(ProfileRecord record, ProfileState state, SiloContext silo)
     {
@@ -79,7 +78,7 @@ public sealed class ProfileSession
             record.UserId = userId;
             session = new ProfileSession(record, new ProfileState(new UserProfile(userId, silo.Catalog))
             {
-                KnownAggregates = [.. silo.Catalog.Aggregates],
+                CompletedVersion = silo.Catalog.AggregateVersion,
                 SegmentsFingerprint = silo.Index.Fingerprint,
             }, silo);
         }
@@ -97,12 +96,12 @@ public sealed class ProfileSession
     {
         var catalog = _silo.Catalog;
         var version = catalog.AggregateVersion;
-        if (_aggregateVersion == version)
+        if (State.CompletedVersion == version)
         {
             return;
         }
 
-        var missing = catalog.Aggregates.Where(s => !State.KnownAggregates.Contains(s)).ToList();
+        var missing = catalog.Aggregates.Where(s => !State.IsKnown(s)).ToList();
         if (missing.Count > 0 && Record.LastSeq > 0)
         {
             var now = _silo.Now();
@@ -128,14 +127,18 @@ public sealed class ProfileSession
                     }
                 }
 
-                State.Profile.SetAggregate(spec, state);
+                if (state.BucketCount > 0)
+                {
+                    // Most users have no event for most aggregates: those keep no state at all.
+                    State.Profile.SetAggregate(spec, state);
+                }
             }
 
             Dirty = true;
         }
 
-        State.KnownAggregates.UnionWith(missing);
-        _aggregateVersion = version;
+        State.CompletedVersion = version;
+        State.StoredKnown = null;
     }
 
     /// <summary>Evaluates every segment again when the segments changed since this profile was last evaluated.</summary>

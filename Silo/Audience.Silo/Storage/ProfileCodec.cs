@@ -12,8 +12,17 @@ public sealed class ProfileState(UserProfile profile)
 {
     public UserProfile Profile { get; } = profile;
 
-    /// <summary>The aggregates whose state is complete for this user (filled from past events when they came later).</summary>
-    public HashSet<AggregateSpec> KnownAggregates { get; init; } = [];
+    /// <summary>
+    /// The catalog version up to which this profile holds complete state for every aggregate (see
+    /// <see cref="AggregateSpec.Version"/>); -1 until a decoded profile has been completed.
+    /// </summary>
+    public int CompletedVersion { get; set; } = -1;
+
+    /// <summary>The aggregates (by <see cref="AggregateSpec.StableHash"/>) the stored profile was complete for, until it is completed here.</summary>
+    public HashSet<ulong>? StoredKnown { get; set; }
+
+    /// <summary>Whether the profile holds complete state for <paramref name="spec"/> (all the user's past events in it).</summary>
+    public bool IsKnown(AggregateSpec spec) => spec.Version <= CompletedVersion || (StoredKnown?.Contains(spec.StableHash) ?? false);
 
     /// <summary>The user's last event ids, so a resent event has effect once.</summary>
     public RecentEventIds Recent { get; init; } = new();
@@ -82,17 +91,18 @@ public static class ProfileCodec
             WriteValue(ref w, value);
         }
 
-        w.WriteArrayHeader(state.KnownAggregates.Count);
-        foreach (var spec in state.KnownAggregates)
+        var known = p.Catalog.Aggregates.Where(state.IsKnown).ToList();
+        w.WriteArrayHeader(known.Count);
+        foreach (var spec in known)
         {
-            w.Write(SpecHash(spec));
+            w.Write(spec.StableHash);
         }
 
         var aggregates = p.AggregateStates().Where(a => a.State.BucketCount > 0).ToList();
         w.WriteMapHeader(aggregates.Count);
         foreach (var (spec, aggregate) in aggregates)
         {
-            w.Write(SpecHash(spec));
+            w.Write(spec.StableHash);
             w.WriteArrayHeader(aggregate.BucketCount);
             var previous = 0L;
             foreach (var b in aggregate.Buckets)
@@ -155,14 +165,11 @@ public static class ProfileCodec
         }
 
         var specs = SpecsByHash(catalog);
-        var known = new HashSet<AggregateSpec>();
         var knownCount = r.ReadArrayHeader();
+        var known = new HashSet<ulong>(knownCount);
         for (var i = 0; i < knownCount; i++)
         {
-            if (specs.TryGetValue(r.ReadUInt64(), out var spec))
-            {
-                known.Add(spec);
-            }
+            known.Add(r.ReadUInt64());
         }
 
         var aggregateCount = r.ReadMapHeader();
@@ -210,7 +217,7 @@ public static class ProfileCodec
         var open = ReadHistory(ref r, historyCount - (historyCount % HistoryChunkSize));
         return new ProfileState(profile)
         {
-            KnownAggregates = known,
+            StoredKnown = known,
             Recent = new RecentEventIds(recent),
             SegmentsFingerprint = fingerprint,
             HistoryCount = historyCount,
@@ -448,18 +455,6 @@ public static class ProfileCodec
         }
     }
 
-    /// <summary>A stable 64-bit name for an aggregate: FNV-1a over its id, the same in every process and version.</summary>
-    public static ulong SpecHash(AggregateSpec spec)
-    {
-        var hash = 14695981039346656037UL;
-        foreach (var c in spec.Id)
-        {
-            hash = (hash ^ c) * 1099511628211UL;
-        }
-
-        return hash;
-    }
-
     private static SpecTable? _specs;
 
     private static Dictionary<ulong, AggregateSpec> SpecsByHash(RuleCatalog catalog)
@@ -471,7 +466,7 @@ public static class ProfileCodec
             return cached.Specs;
         }
 
-        var table = new SpecTable(catalog, version, catalog.Aggregates.ToDictionary(SpecHash));
+        var table = new SpecTable(catalog, version, catalog.Aggregates.ToDictionary(s => s.StableHash));
         _specs = table;
         return table.Specs;
     }
