@@ -10,7 +10,7 @@ using Audience.Silo.Storage;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = WebApplication.CreateBuilder(AudienceServices.HostArguments(args));
 
 if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: false, Console.Error) is not { } mode)
 {

@@ -13,7 +13,7 @@ public static class SiloProgram
 {
     public static int Main(string[] args)
     {
-        var builder = Host.CreateApplicationBuilder(args);
+        var builder = Host.CreateApplicationBuilder(AudienceServices.HostArguments(args));
         if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: true, Console.Error) is not { } mode)
         {
             return 2;

@@ -30,7 +30,7 @@ internal static class KafkaThroughput
         using var cluster = new MockCluster();
         cluster.CreateTopic("user-events", Partitions);
         cluster.CreateTopic("raw", Partitions);
-        var kafka = new KafkaOptions { BootstrapServers = cluster.Bootstrap, SessionTimeoutMs = 6000 };
+        var kafka = new KafkaOptions { BootstrapServers = cluster.Bootstrap };
 
         var random = new Random(7);
         var now = DateTimeOffset.UtcNow;

@@ -93,7 +93,7 @@ internal static class SiloThroughput
     /// <summary>The Silo as the Api hosts it embedded, with its logging quiet.</summary>
     internal static IHost BuildHost(Dictionary<string, string?> settings, out string mode)
     {
-        var builder = Host.CreateApplicationBuilder();
+        var builder = Host.CreateApplicationBuilder(AudienceServices.HostArguments([]));
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var audience = AudienceMode.Read(builder.Configuration, siloProcess: settings.ContainsKey("Kafka:BootstrapServers"));

@@ -17,8 +17,8 @@ public interface IPartitionGrain : IGrainWithIntegerKey
 /// Hosts a <see cref="PartitionReader"/> for as long as it is active. Orleans places it (on the partition's home silo,
 /// <see cref="PartitionPlacement"/>) and keeps it single; the <see cref="PartitionSupervisor"/> of every silo pings
 /// every partition, which (re)activates a reader wherever it is missing, after a crash or a move. When the cluster
-/// changes and another silo becomes the partition's home, the reader stops at its next ping (its checkpoint is
-/// written) and the grain deactivates, so the next ping starts it at its new home. The partition's epoch in the store
+/// changes and another silo becomes the partition's home, the grain migrates there at its next ping: the reader stops
+/// (its checkpoint is written) and the new activation starts one at the new home. The partition's epoch in the store
 /// fences an old reader that has not noticed yet.
 /// </summary>
 [KeepAlive]
@@ -63,8 +63,11 @@ public sealed partial class PartitionGrain(
         }
         else if (Home() is { } home && home != local.SiloAddress)
         {
+            // A migration, not a deactivation: the directory passes from this activation to the new one in one step,
+            // so a ping that still finds this silo in some caller's cache is forwarded to the new home instead of
+            // activating the partition here again.
             LogMoving(Partition, local.SiloAddress, home);
-            DeactivateOnIdle();
+            MigrateOnIdle();
         }
 
         return Task.CompletedTask;
@@ -94,8 +97,7 @@ public sealed partial class PartitionGrain(
 
     public void Dispose() => _stop.Dispose();
 
-    private SiloAddress? Home() => PartitionPlacement.Home(Partition, supervisor.Partitions,
-        membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress));
+    private SiloAddress? Home() => PartitionPlacement.Home(Partition, supervisor.Partitions, membership);
 
     [LoggerMessage(EventId = 2201, Level = LogLevel.Information, Message = "Partition {Partition} moves from {From} to its home {To}")]
     private partial void LogMoving(int partition, SiloAddress from, SiloAddress to);

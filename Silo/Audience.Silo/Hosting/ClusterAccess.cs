@@ -26,7 +26,8 @@ public sealed class LocalCluster(IGrainFactory grains) : IClusterAccess
 /// background and retrying until a silo answers, so that the Api takes events (they go to Kafka) whether or not any
 /// silo is up; user queries answer 503 until the client is connected.
 /// </summary>
-public sealed partial class RemoteCluster(IConfiguration configuration, AudienceMode mode, ILogger<RemoteCluster> logger) : BackgroundService, IClusterAccess
+public sealed partial class RemoteCluster(IConfiguration configuration, AudienceMode mode, ILoggerFactory loggers, ILogger<RemoteCluster> logger)
+    : BackgroundService, IClusterAccess
 {
     private volatile IHost? _client;
 
@@ -37,8 +38,10 @@ public sealed partial class RemoteCluster(IConfiguration configuration, Audience
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var builder = Host.CreateApplicationBuilder();
+        // No defaults of its own: the Api's configuration and logging, and no file watchers.
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(configuration);
+        builder.Services.AddSingleton(loggers);
         builder.UseOrleansClient(client => client.AddAudienceClient(mode));
         var host = builder.Build();
         try

@@ -12,13 +12,9 @@ public sealed record KafkaOptions
     [Required]
     public KafkaTopics Topics { get; init; } = new();
 
-    /// <summary>The consumer group the Silo instances share.</summary>
+    /// <summary>The group id of the silos' consumers (librdkafka needs one; they assign partitions themselves and commit nothing).</summary>
     [Required]
     public string GroupId { get; init; } = "audience-silo";
-
-    /// <summary>How long the group waits for a silent member before it gives its partitions to others.</summary>
-    [Range(3_500, 300_000)]
-    public int SessionTimeoutMs { get; init; } = 10_000;
 
     /// <summary>How long the Api waits for the broker to acknowledge an event before it answers 503.</summary>
     [Range(1_000, 300_000)]

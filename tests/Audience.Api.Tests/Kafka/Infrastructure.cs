@@ -70,7 +70,6 @@ internal sealed class SiloProcess : IDisposable
             RedirectStandardError = true,
         };
         start.Environment["Kafka__BootstrapServers"] = bootstrap;
-        start.Environment["Kafka__SessionTimeoutMs"] = "6000";
         start.Environment["Postgres__ConnectionString"] = postgres;
         start.Environment["Orleans__AdvertisedIPAddress"] = "127.0.0.1";
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";

@@ -17,7 +17,6 @@ public sealed class KafkaModeTests : IDisposable
     private Dictionary<string, string> Settings => new()
     {
         ["Kafka:BootstrapServers"] = _kafka.Bootstrap,
-        ["Kafka:SessionTimeoutMs"] = "6000",
         ["Postgres:ConnectionString"] = _database.ConnectionString,
     };
 
