@@ -37,6 +37,36 @@ public class SegmentIndexTests
     }
 
     [Fact]
+    public void An_identify_names_only_the_traits_whose_value_changes()
+    {
+        var profile = new UserProfile("u1", _catalog);
+        var first = profile.Apply(Event("identify", Now, ("country", "DE"), ("plan", "pro")), Now);
+        Assert.Equal(["country", "plan"], first.Traits);
+
+        var same = profile.Apply(Event("identify", Now, ("country", "DE"), ("plan", "pro")), Now);
+        Assert.Empty(same.Traits);
+
+        var moved = profile.Apply(Event("identify", Now, ("country", "FR"), ("plan", "pro")), Now);
+        Assert.Equal(["country"], moved.Traits);
+        Assert.Equal("FR", profile.Traits["country"].AsString);
+    }
+
+    [Fact]
+    public void Affected_is_the_same_whether_computed_or_cached()
+    {
+        Add("german", "traits.country == \"DE\"");
+        Add("pro", "traits.plan == \"pro\"");
+        Add("spender", "totalSpent > 1000");
+        for (var round = 0; round < 2; round++)
+        {
+            Assert.Equal(["german"], AffectedIds("identify", Effects(ProfileFields.None, "country")));
+            Assert.Equal(["german", "pro"], AffectedIds("identify", Effects(ProfileFields.None, "country", "plan")));
+            Assert.Equal(["german", "pro", "spender"], AffectedIds("identify", Effects(ProfileFields.TotalSpent, "plan", "country")));
+            Assert.Empty(AffectedIds("identify", Effects(ProfileFields.None)));
+        }
+    }
+
+    [Fact]
     public void Upsert_Replace_Remove_UpdateTheIndex()
     {
         Add("s", "count(purchase within 7d) >= 3");

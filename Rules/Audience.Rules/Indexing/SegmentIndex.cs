@@ -295,23 +295,27 @@ public sealed class SegmentIndex(RuleCatalog catalog)
 
         public Dictionary<FieldRef, long[]> TimeSources { get; private init; } = [];
 
-        private readonly ConcurrentDictionary<(string EventType, ProfileFields Fields), IndexedSegment[]> _affected = new();
+        private readonly ConcurrentDictionary<(string EventType, ProfileFields Fields, string Traits), IndexedSegment[]> _affected = new();
 
         public int RankOf(IndexedSegment segment) => Ranks.GetValueOrDefault(segment.Slot);
 
+        /// <summary>
+        /// The segments an event's effects can change, in evaluation order; cached per event type, fields and
+        /// changed traits (a few thousand shapes at most; others are computed each time).
+        /// </summary>
         public IndexedSegment[] Affected(string eventType, EventEffects effects)
         {
-            var key = (eventType, effects.Fields);
+            var key = (eventType, effects.Fields, effects.Traits.Count == 0 ? string.Empty : string.Join('\n', effects.Traits));
             if (!_affected.TryGetValue(key, out var list))
             {
-                list = Order(Union(eventType, effects.Fields, []));
+                list = Order(Union(eventType, effects.Fields, effects.Traits));
                 if (_affected.Count < MaxCachedKeys)
                 {
                     _affected[key] = list;
                 }
             }
 
-            return effects.Traits.Count == 0 ? list : Order(Union(eventType, effects.Fields, effects.Traits));
+            return list;
         }
 
         public IndexedSegment[] AllInOrder() => _all ??= Order(ById.Values);

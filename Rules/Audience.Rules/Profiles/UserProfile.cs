@@ -89,14 +89,20 @@ public sealed class UserProfile
         var traits = EventEffects.NoTraits;
         if (e.Type == RuleEvent.Identify && e.Properties.Count > 0)
         {
-            var changed = new List<string>(e.Properties.Count);
+            // Only traits whose value changes: a rule reading a trait that kept its value keeps its outcome.
+            List<string>? changed = null;
             foreach (var (name, value) in e.Properties)
             {
-                SetTrait(name, value);
-                changed.Add(name);
+                var held = _traits.TryGetValue(name, out var current) ? current : Value.Missing;
+                var next = value.Kind is ValueKind.Null ? Value.Missing : value;
+                if (!held.Equals(next))
+                {
+                    SetTrait(name, value);
+                    (changed ??= new List<string>(e.Properties.Count)).Add(name);
+                }
             }
 
-            traits = changed;
+            traits = changed ?? EventEffects.NoTraits;
         }
 
         var (ofType, ofAny) = _catalog.AggregatesFor(e.Type);
