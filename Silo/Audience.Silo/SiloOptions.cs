@@ -13,13 +13,25 @@ public sealed record SiloOptions
     [Range(1, 256)]
     public int Partitions { get; init; } = 4;
 
-    /// <summary>A user grain not called for this long is deactivated (its state is already written).</summary>
+    /// <summary>A user grain not called for this long is deactivated (writing its state if it has not been written).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Events a partition reader takes per step, at most.</summary>
     [Range(1, 100_000)]
-    public int ReadBatchSize { get; init; } = 1_000;
+    public int ReadBatchSize { get; init; } = 5_000;
+
+    /// <summary>
+    /// Under load, how often a partition reader has its users' grains write what they applied and then moves the
+    /// partition's checkpoint: the longest a profile's changes wait in memory, and about what a crash makes the
+    /// partition read again. An idle partition writes at once.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A partition reader also writes and moves its checkpoint once this many users have unwritten changes.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxUnwrittenUsers { get; init; } = 20_000;
 
     /// <summary>How long events are kept in the log: at least the longest window, so new aggregates can be filled.</summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]

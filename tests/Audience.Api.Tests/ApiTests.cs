@@ -122,7 +122,7 @@ public sealed class ApiTests(AudienceFactory factory) : IClassFixture<AudienceFa
         await _http.Send(buyer, "purchase", new { amount = 60, category = "toys" }, DateTimeOffset.UtcNow.AddHours(-1));
         await _http.Send(browser, "page_view");
         await Http.Eventually(async () => (await _http.GetAsync($"/api/users/{browser}/profile")).IsSuccessStatusCode, "events processed");
-        await Http.Eventually(async () => (await (await _http.GetAsync($"/api/users/{buyer}/profile")).Json()).GetProperty("eventCount").GetInt64() == 2, "buyer processed");
+        await Http.Eventually(async () => await _http.EventCountOf(buyer) == 2, "buyer processed");
 
         var segmentId = await _http.CreateSegment(new { name = "toy buyers", rule = "sum(purchase.amount where category == \"toys\" within 7d) >= 100 and count(purchase within 7d) == 2" });
 
@@ -176,7 +176,7 @@ public sealed class ApiTests(AudienceFactory factory) : IClassFixture<AudienceFa
         Assert.Equal("accepted", first.GetProperty("status").GetString());
         Assert.Equal("duplicate", second.GetProperty("status").GetString());
         await _http.Send(user, "page_view");
-        await Http.Eventually(async () => (await (await _http.GetAsync($"/api/users/{user}/profile")).Json()).GetProperty("eventCount").GetInt64() == 2, "both events");
+        await Http.Eventually(async () => await _http.EventCountOf(user) == 2, "both events");
         var profile = await (await _http.GetAsync($"/api/users/{user}/profile")).Json();
         Assert.Equal(10m, profile.GetProperty("totalSpent").GetDecimal());
     }

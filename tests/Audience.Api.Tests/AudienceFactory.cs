@@ -85,6 +85,19 @@ internal static class Http
         Assert.True(response.StatusCode == System.Net.HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>The events the user's profile counts; 0 while the user has no profile yet.</summary>
+    public static async Task<long> EventCountOf(this HttpClient http, string userId)
+    {
+        var response = await http.GetAsync($"/api/users/{userId}/profile");
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return 0;
+        }
+
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode} for {userId}'s profile: {await response.Content.ReadAsStringAsync()}");
+        return (await response.Json()).GetProperty("eventCount").GetInt64();
+    }
+
     public static async Task<string[]> SegmentsOf(this HttpClient http, string userId)
     {
         var response = await http.GetAsync($"/api/users/{userId}/segments");

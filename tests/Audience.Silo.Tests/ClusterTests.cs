@@ -119,6 +119,38 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.All(expired, c => Assert.Equal("expired", c.Reason));
     }
 
+    [Fact]
+    public async Task A_user_grain_writes_behind_and_says_when_it_lost_what_it_applied()
+    {
+        var user = "write-behind";
+        var grain = _cluster.Client.GetGrain<IUserGrain>(user);
+        var reader = _cluster.Silos[0].SiloAddress;
+        LoggedEvent Purchase(long seq, int amount) =>
+            new(seq, _clock.GetUtcNow().ToUnixTimeMilliseconds(), new UserEvent($"wb-{seq}", user, "purchase", _clock.GetUtcNow(), RawJson.Parse($$"""{"amount": {{amount}}}"""), null));
+        long Stored() => _database.Scalar($"SELECT coalesce(max(last_seq), 0) FROM profile_records WHERE user_id = '{user}'");
+
+        // Applied at once, written when the reader asks (or a query brings the profile up to date).
+        Assert.True(await grain.Apply(new EventBatch(0, "user-events", reader, [Purchase(10, 60), Purchase(11, 70)])));
+        Assert.Equal(0, Stored());
+        Assert.True(await grain.Write(0, 11));
+        Assert.Equal(11, Stored());
+        Assert.Equal((2, 130m), ((await grain.GetProfile())!.EventCount, (await grain.GetProfile())!.TotalSpent));
+
+        // A grain that does not hold what the reader had applied says so, to both calls, and applies nothing.
+        Assert.False(await grain.Apply(new EventBatch(0, "user-events", reader, [Purchase(13, 5)], AppliedThrough: 12)));
+        Assert.False(await grain.Write(0, 12));
+        Assert.Equal(2, (await grain.GetProfile())!.EventCount);
+
+        // A query sees what was applied before any write of it.
+        var fresh = _cluster.Client.GetGrain<IUserGrain>("write-behind-fresh");
+        Assert.True(await fresh.Apply(new EventBatch(0, "user-events", reader, [Purchase(20, 3) with { Event = Purchase(20, 3).Event with { UserId = "write-behind-fresh" } }])));
+        Assert.Equal(1, (await fresh.GetProfile())?.EventCount);
+
+        // Events it holds already are skipped when they come again (a partition read again from its checkpoint).
+        Assert.True(await grain.Apply(new EventBatch(0, "user-events", reader, [Purchase(11, 70), Purchase(12, 1)], AppliedThrough: 11)));
+        Assert.Equal((3, 131m), ((await grain.GetProfile())!.EventCount, (await grain.GetProfile())!.TotalSpent));
+    }
+
     /// <summary>Events applied so far over all partitions: the sum of the checkpoints (one per event, from 0).</summary>
     private async Task<long> Applied()
     {

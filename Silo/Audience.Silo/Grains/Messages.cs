@@ -7,14 +7,19 @@ namespace Audience.Silo.Grains;
 [Immutable]
 public sealed record LoggedEvent([property: Id(0)] long Seq, [property: Id(1)] long ReceivedAt, [property: Id(2)] UserEvent Event);
 
-/// <summary>One user's events of a partition's batch, in order; one grain call carries them all.</summary>
+/// <summary>
+/// One user's events of a partition's batch, in order; one grain call carries them all. <see cref="AppliedThrough"/>
+/// is the last of the user's events the reader has had applied since its checkpoint and not yet written (0 if
+/// none): a grain that does not hold it lost them, and the partition is read again from its checkpoint.
+/// </summary>
 [GenerateSerializer]
 [Immutable]
 public sealed record EventBatch(
     [property: Id(0)] int Partition,
     [property: Id(1)] string Topic,
     [property: Id(2)] SiloAddress Reader,
-    [property: Id(3)] LoggedEvent[] Events);
+    [property: Id(3)] LoggedEvent[] Events,
+    [property: Id(4)] long AppliedThrough = 0);
 
 /// <summary>A segment to apply to a user's profile (created, edited) or to remove from it (deleted): a backfill.</summary>
 [GenerateSerializer]

@@ -26,6 +26,7 @@ public interface IPartitionGrain : IGrainWithIntegerKey
 public sealed partial class PartitionGrain(
     IPartitionSources sources,
     SiloContext silo,
+    UserGrains users,
     LocalReaders readers,
     ActiveUsers active,
     SiloMetrics metrics,
@@ -42,7 +43,7 @@ public sealed partial class PartitionGrain(
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _reader = new PartitionReader(Partition, sources, silo, GrainFactory, local.SiloAddress, active, metrics, logger);
+        _reader = new PartitionReader(Partition, sources, silo, users, local.SiloAddress, active, metrics, logger);
         readers.Add(_reader);
         metrics.Owns(Partition, owned: true);
         // The reader runs beside the grain, not in its turns: it calls other grains and waits on the source.

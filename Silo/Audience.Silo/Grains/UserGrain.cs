@@ -11,8 +11,18 @@ namespace Audience.Silo.Grains;
 /// <summary>One user: the single writer of the user's profile, and the place queries about the user are answered.</summary>
 public interface IUserGrain : IGrainWithStringKey
 {
-    /// <summary>Applies a partition's events for this user, delivers what they changed, and writes the profile.</summary>
-    Task Apply(EventBatch batch);
+    /// <summary>
+    /// Applies a partition's events for this user and delivers what they changed; the profile is written at the
+    /// reader's next <see cref="Write"/>. False when this grain no longer holds events it applied before
+    /// (<see cref="EventBatch.AppliedThrough"/>): they were lost with an activation, and the partition is read again.
+    /// </summary>
+    Task<bool> Apply(EventBatch batch);
+
+    /// <summary>
+    /// Writes what this grain applied and has not written, for the reader to move its checkpoint past
+    /// <paramref name="appliedThrough"/>. False when it does not hold that event: it was lost with an activation.
+    /// </summary>
+    Task<bool> Write(int partition, long appliedThrough);
 
     /// <summary>Evaluates what time alone changed, if the user's due time has come (the partition's sweep calls it).</summary>
     Task Tick();
@@ -30,8 +40,11 @@ public interface IUserGrain : IGrainWithStringKey
 
 /// <summary>
 /// The user grain. Activated from its stored record (a user without one starts empty), it keeps a
-/// <see cref="ProfileSession"/> and, after each call that changed something, delivers the outputs and then writes the
-/// record (in that order, so a crash repeats an output but never loses one). It is placed where its first caller runs,
+/// <see cref="ProfileSession"/>. Events are applied and their outputs delivered at once; the record is written
+/// behind, when the partition's reader asks before moving its checkpoint (so a busy user is written once a second,
+/// not once per batch), and before the grain deactivates. Other calls that change the profile (a due time, a
+/// backfill, a query that brings it up to date) deliver and write at once. Outputs always go before the write that
+/// records them, so a crash repeats an output but never loses one. The grain is placed where its first caller runs,
 /// which is normally the reader of its partition; a call from a reader on another silo is counted as remote and the
 /// grain deactivates after it, so that the reader's next call activates it beside the reader.
 /// </summary>
@@ -46,7 +59,13 @@ public sealed partial class UserGrain(
 {
     private ProfileSession _session = null!;
 
+    /// <summary>Set when delivering or writing failed: what is in memory is not to be written, the store is the truth.</summary>
+    private bool _broken;
+
     private string UserId => this.GetPrimaryKeyString();
+
+    /// <summary>The user has a profile: a stored one, or events applied and not yet written.</summary>
+    private bool HasProfile => stored.RecordExists || _session.Dirty;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -54,18 +73,34 @@ public sealed partial class UserGrain(
         active.Add(UserId);
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         active.Remove(UserId);
-        return Task.CompletedTask;
+        if (_session is { Dirty: true } && !_broken)
+        {
+            try
+            {
+                await Save(_session.Record.Partition, silo.Now());
+            }
+            catch (Exception e)
+            {
+                // The reader finds out at its next call or write for this user, and reads the partition again.
+                LogWriteOnDeactivationFailed(e, UserId);
+            }
+        }
     }
 
-    public async Task Apply(EventBatch batch)
+    public async Task<bool> Apply(EventBatch batch)
     {
         if (batch.Reader != local.SiloAddress)
         {
             metrics.RemoteCall();
             DeactivateOnIdle();
+        }
+
+        if (_session.Record.LastSeq < batch.AppliedThrough)
+        {
+            return false;
         }
 
         await _session.CompleteAggregatesAsync(default);
@@ -76,12 +111,29 @@ public sealed partial class UserGrain(
             _session.Apply(e, batch.Topic, batch.Partition, now);
         }
 
-        await Save(batch.Partition, now);
+        _session.Record.Partition = batch.Partition;
+        await Deliver();
+        return true;
+    }
+
+    public async Task<bool> Write(int partition, long appliedThrough)
+    {
+        if (_session.Record.LastSeq < appliedThrough)
+        {
+            return false;
+        }
+
+        // A segment saved since this user's events were applied found no stored record of theirs to backfill.
+        await _session.CompleteAggregatesAsync(default);
+        var now = silo.Now();
+        _session.EvaluateIfStale(now);
+        await Save(partition, now);
+        return true;
     }
 
     public async Task Tick()
     {
-        if (!stored.RecordExists)
+        if (!HasProfile)
         {
             DeactivateOnIdle();
             return;
@@ -96,7 +148,7 @@ public sealed partial class UserGrain(
 
     public async Task ApplySegment(SegmentChangeRequest change)
     {
-        if (!stored.RecordExists)
+        if (!HasProfile)
         {
             DeactivateOnIdle();
             return;
@@ -110,7 +162,7 @@ public sealed partial class UserGrain(
 
     public async Task<ProfileView?> GetProfile()
     {
-        if (!stored.RecordExists)
+        if (!HasProfile)
         {
             DeactivateOnIdle();
             return null;
@@ -125,9 +177,9 @@ public sealed partial class UserGrain(
 
     public async Task<ExplainResult?> Explain(string segmentId)
     {
-        if (!stored.RecordExists || silo.Index.Find(segmentId) is not { } segment)
+        if (!HasProfile || silo.Index.Find(segmentId) is not { } segment)
         {
-            if (!stored.RecordExists)
+            if (!HasProfile)
             {
                 DeactivateOnIdle();
             }
@@ -155,7 +207,7 @@ public sealed partial class UserGrain(
         }
 
         entries.AddRange(state.OpenHistory.Where(e => e.Seq > afterSeq));
-        if (!stored.RecordExists)
+        if (!HasProfile)
         {
             DeactivateOnIdle();
         }
@@ -173,6 +225,33 @@ public sealed partial class UserGrain(
         await Save(_session.Record.Partition, now);
     }
 
+    /// <summary>Delivers the outputs of what changed; a failure deactivates the grain, which reloads from the store.</summary>
+    private async Task Deliver()
+    {
+        var session = _session;
+        if (session.Messages.Count == 0 && session.Orders.Count == 0 && session.DeadLetters.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await silo.Outputs.DeliverAsync(session.Messages, session.Orders);
+            foreach (var deadLetter in session.DeadLetters)
+            {
+                LogDeadLetter(deadLetter.Error, UserId);
+                await silo.Outputs.DeadLetterAsync(deadLetter);
+            }
+
+            session.Delivered();
+        }
+        catch
+        {
+            Break();
+            throw;
+        }
+    }
+
     /// <summary>Delivers what changed, then writes the record; a failure deactivates the grain, which reloads from the store.</summary>
     private async Task Save(int partition, long now)
     {
@@ -181,15 +260,9 @@ public sealed partial class UserGrain(
             return;
         }
 
+        await Deliver();
         try
         {
-            await silo.Outputs.DeliverAsync(_session.Messages, _session.Orders);
-            foreach (var deadLetter in _session.DeadLetters)
-            {
-                LogDeadLetter(deadLetter.Error, UserId);
-                await silo.Outputs.DeadLetterAsync(deadLetter);
-            }
-
             var write = _session.TakeWrite(partition, now);
             stored.State = write.Record;
             stored.State.Pending = write;
@@ -197,13 +270,19 @@ public sealed partial class UserGrain(
         }
         catch
         {
-            // What is in memory may be ahead of the store now; the next activation starts from what was written.
-            DeactivateOnIdle();
+            Break();
             throw;
         }
 
         // The profile lives decoded in the session; its encoded copy is only needed for the write.
         stored.State.Data = [];
+    }
+
+    /// <summary>What is in memory may be ahead of the store, or of the outputs: the next activation starts from what was written.</summary>
+    private void Break()
+    {
+        _broken = true;
+        DeactivateOnIdle();
     }
 
     private static string TraitsJson(Audience.Rules.Profiles.UserProfile profile)
@@ -229,4 +308,7 @@ public sealed partial class UserGrain(
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "An event of user {UserId} could not be applied and went to the dead letters: {Error}")]
     private partial void LogDeadLetter(string error, string userId);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "The profile of user {UserId} could not be written as its grain deactivated; its partition reads its events again")]
+    private partial void LogWriteOnDeactivationFailed(Exception exception, string userId);
 }

@@ -274,6 +274,7 @@ public static class AudienceServices
         services.AddSingleton<ActiveUsers>();
         services.AddSingleton<SiloMetrics>();
         services.AddSingleton<LocalReaders>();
+        services.AddSingleton<UserGrains>();
         services.AddSingleton<PartitionSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<PartitionSupervisor>());
         services.AddHostedService<Housekeeping>();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Audience.Silo.Contracts;
@@ -30,8 +31,8 @@ public sealed class ChangeFeed
     private long _lastWake;
     private int _wakePending;
 
-    /// <summary>The least time between two wake-ups of the subscribers.</summary>
-    public static readonly TimeSpan WakeInterval = TimeSpan.FromMilliseconds(5);
+    /// <summary>The longest pause between two wake-ups of the subscribers, reached with 500 of them.</summary>
+    public static readonly TimeSpan MaxWakePause = TimeSpan.FromMilliseconds(5);
 
     public int Subscribers => Volatile.Read(ref _subscribers);
 
@@ -67,15 +68,16 @@ public sealed class ChangeFeed
     }
 
     /// <summary>
-    /// Wakes waiting subscribers at most once per <see cref="WakeInterval"/>: the first change after a quiet spell
-    /// goes out at once, and under load each subscriber wakes a few hundred times a second to take what has come,
-    /// instead of once per change (with hundreds of subscribers, that is the difference between a little CPU and most
-    /// of it).
+    /// Wakes waiting subscribers, at most once per a pause that grows with their number (<see cref="WakePause"/>): a
+    /// change goes out at once after a quiet spell, and under load each wake-up hands every subscriber what has come
+    /// meanwhile. A wake-up costs a little for each subscriber; with a few, every change wakes them, and with hundreds
+    /// they wake a few hundred times a second instead of once per change (the difference between a little CPU and
+    /// most of it).
     /// </summary>
     private void RequestWake()
     {
-        var now = Environment.TickCount64;
-        if (now - Interlocked.Read(ref _lastWake) >= WakeInterval.TotalMilliseconds)
+        var now = Stopwatch.GetTimestamp();
+        if (Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastWake), now) >= WakePause(Subscribers))
         {
             Wake(now);
         }
@@ -85,11 +87,14 @@ public sealed class ChangeFeed
         }
     }
 
+    /// <summary>10 µs per subscriber, at most <see cref="MaxWakePause"/>: the work of waking them stays bounded.</summary>
+    public static TimeSpan WakePause(int subscribers) => TimeSpan.FromTicks(Math.Min(MaxWakePause.Ticks, subscribers * 100L));
+
     private async Task WakeSoon()
     {
-        await Task.Delay(WakeInterval).ConfigureAwait(false);
+        await Task.Delay(WakePause(Subscribers)).ConfigureAwait(false);
         Interlocked.Exchange(ref _wakePending, 0);
-        Wake(Environment.TickCount64);
+        Wake(Stopwatch.GetTimestamp());
     }
 
     private void Wake(long now)

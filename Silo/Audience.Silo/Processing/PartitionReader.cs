@@ -12,9 +12,13 @@ public sealed class PartitionFencedException(int partition) : Exception($"Partit
 
 /// <summary>
 /// Reads one partition, in order, for as long as its <see cref="PartitionGrain"/> is active on this silo. Each step
-/// takes a batch of entries, calls each user's grain once with all of the user's events in it (the grains run in
-/// parallel, each applying, delivering and writing its own), and moves the partition's checkpoint only once every
-/// grain of the batch has written: so a crash replays from the checkpoint, and grains skip what they had applied.
+/// takes a batch of entries and calls each user's grain once with all of the user's events in it (the grains run in
+/// parallel, each applying and delivering its own). Profiles are written behind: once per
+/// <see cref="SiloOptions.CheckpointInterval"/> under load, at once when the partition is idle, the reader has every
+/// grain that applied events since the checkpoint write them (concurrent writes become one store transaction), and
+/// only then moves the checkpoint: so a crash replays from the checkpoint, and grains skip what they had applied.
+/// A grain that lost what it applied (an activation that ended without writing) is found out at its next call,
+/// and the partition is read again from the checkpoint.
 /// Between batches it calls the grains of users whose due time has come (time-based exits, for grains active or
 /// not) and advances segment backfills a page at a time, over stored records in bulk, so authoring never stalls
 /// ingestion. A failing grain call is retried with backoff; the partition waits, nothing is skipped.
@@ -25,26 +29,30 @@ public sealed partial class PartitionReader
     private const int MaxAttemptsForNonTransientFailures = 5;
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(10);
 
     private readonly int _partition;
     private readonly IPartitionSources _sources;
     private readonly SiloContext _silo;
-    private readonly IGrainFactory _grains;
+    private readonly UserGrains _users;
     private readonly SiloAddress _self;
     private readonly ActiveUsers _active;
     private readonly SiloMetrics _metrics;
     private readonly ILogger _logger;
     private readonly Channel<SegmentChange> _segmentChanges = Channel.CreateUnbounded<SegmentChange>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Queue<BackfillJob> _backfills = new();
+
+    /// <summary>Users whose grains applied events since the checkpoint and have not written them: the last such event's seq.</summary>
+    private readonly Dictionary<string, long> _unwritten = new(StringComparer.Ordinal);
     private PartitionLease _lease;
 
-    public PartitionReader(int partition, IPartitionSources sources, SiloContext silo, IGrainFactory grains, SiloAddress self,
+    public PartitionReader(int partition, IPartitionSources sources, SiloContext silo, UserGrains users, SiloAddress self,
         ActiveUsers active, SiloMetrics metrics, ILogger logger)
     {
         _partition = partition;
         _sources = sources;
         _silo = silo;
-        _grains = grains;
+        _users = users;
         _self = self;
         _active = active;
         _metrics = metrics;
@@ -66,11 +74,34 @@ public sealed partial class PartitionReader
         _lease = await Retry(() => _silo.Store.ClaimPartitionAsync(_partition, stopping), "claiming the partition", stopping).ConfigureAwait(false);
         Interlocked.Exchange(ref _checkpoint, _lease.Checkpoint);
         LogStarted(_partition, _lease.Epoch, _lease.Checkpoint);
-        await using var source = await _sources.OpenAsync(_partition, _lease.Checkpoint, stopping).ConfigureAwait(false);
         await ResumeBackfills(stopping).ConfigureAwait(false);
-        var position = _lease.Checkpoint;
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await ReadFromCheckpoint(stopping).ConfigureAwait(false);
+            }
+            catch (ProfileStateLostException e) when (!stopping.IsCancellationRequested)
+            {
+                // A grain lost events it had applied and not written (its activation ended, and its last write
+                // failed): every other grain still holds what it applied, and skips it when it comes again.
+                LogReadingAgain(_partition, Checkpoint, e.UserId);
+                _unwritten.Clear();
+                await Task.Delay(backoff, stopping).ConfigureAwait(false);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+            }
+        }
+    }
+
+    /// <summary>Reads the partition from its checkpoint until stopped; a stop writes what was applied first.</summary>
+    private async Task ReadFromCheckpoint(CancellationToken stopping)
+    {
+        await using var source = await _sources.OpenAsync(_partition, Checkpoint, stopping).ConfigureAwait(false);
+        var position = Checkpoint;
         // The sweep's pace is the system clock's (like any wait); what is due is judged by the profiles' clock.
         var nextSweep = 0L;
+        var lastWrite = Environment.TickCount64;
         while (!stopping.IsCancellationRequested)
         {
             var wait = _backfills.Count > 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Clamp(nextSweep - Environment.TickCount64, 0, SweepInterval.TotalMilliseconds));
@@ -88,7 +119,14 @@ public sealed partial class PartitionReader
             {
                 await Deliver(source.Topic, entries, stopping).ConfigureAwait(false);
                 position = entries[^1].Seq;
-                await MoveCheckpoint(position, stopping).ConfigureAwait(false);
+            }
+
+            // Written behind: under load once per interval (or sooner, with many users waiting), at once when idle.
+            if (position > Checkpoint && (entries.Count == 0 || _unwritten.Count >= _silo.Options.MaxUnwrittenUsers
+                || Environment.TickCount64 - lastWrite >= (long)_silo.Options.CheckpointInterval.TotalMilliseconds))
+            {
+                await WriteAndCheckpoint(position, stopping).ConfigureAwait(false);
+                lastWrite = Environment.TickCount64;
             }
 
             if (Environment.TickCount64 >= nextSweep)
@@ -115,6 +153,85 @@ public sealed partial class PartitionReader
                     await Task.Delay(TimeSpan.FromMilliseconds(500), stopping).ConfigureAwait(false);
                 }
             }
+        }
+
+        if (position > Checkpoint)
+        {
+            // Stopping (a move, a shutdown): what was applied is written and the checkpoint moved, so the next owner
+            // reads little again. Bounded, and best effort: without it the next owner reads more, and loses nothing.
+            using var timeout = new CancellationTokenSource(FinalWriteTimeout);
+            try
+            {
+                await WriteAndCheckpoint(position, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                LogFinalWriteFailed(e, _partition, Checkpoint);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Has every grain that applied events since the checkpoint write them, then moves the checkpoint to
+    /// <paramref name="position"/>: so everything up to the checkpoint is in the store. Failed writes are retried.
+    /// </summary>
+    private async Task WriteAndCheckpoint(long position, CancellationToken cancellation)
+    {
+        var pending = _unwritten.ToList();
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (pending.Count > 0)
+        {
+            var calls = pending.Select(u => Write(u.Key, u.Value)).ToArray();
+            try
+            {
+                await Task.WhenAll(calls).ConfigureAwait(false);
+            }
+            catch (Exception) when (!cancellation.IsCancellationRequested)
+            {
+                // Sorted out call by call below.
+            }
+
+            _metrics.Wrote(_partition, calls.Length);
+            var failed = new List<KeyValuePair<string, long>>();
+            for (var i = 0; i < calls.Length; i++)
+            {
+                if (!calls[i].IsCompletedSuccessfully)
+                {
+                    failed.Add(pending[i]);
+                }
+                else if (!calls[i].Result)
+                {
+                    throw new ProfileStateLostException(pending[i].Key);
+                }
+            }
+
+            if (failed.Count == 0)
+            {
+                break;
+            }
+
+            // A write fails when the store is away, or when another silo owns the user now: both pass, or fence
+            // this reader. The partition waits; its checkpoint stays where every profile is written.
+            LogWriteFailed(calls.First(c => !c.IsCompletedSuccessfully).Exception!.GetBaseException(), _partition, failed.Count);
+            await MoveCheckpoint(Checkpoint, cancellation).ConfigureAwait(false);
+            await Task.Delay(backoff, cancellation).ConfigureAwait(false);
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+            pending = failed;
+        }
+
+        _unwritten.Clear();
+        await MoveCheckpoint(position, cancellation).ConfigureAwait(false);
+    }
+
+    private Task<bool> Write(string userId, long appliedThrough)
+    {
+        try
+        {
+            return _users.Get(userId).Write(_partition, appliedThrough);
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<bool>(e);
         }
     }
 
@@ -155,15 +272,17 @@ public sealed partial class PartitionReader
         var attempts = 0;
         while (pending.Count > 0)
         {
-            var calls = pending.Select(u => Apply(u.Key, new EventBatch(_partition, topic, _self, [.. u.Value]))).ToArray();
+            var calls = pending.Select(u => Apply(u.Key, new EventBatch(_partition, topic, _self, [.. u.Value], _unwritten.GetValueOrDefault(u.Key)))).ToArray();
             try
             {
                 await Task.WhenAll(calls).ConfigureAwait(false);
+                Applied(pending, calls);
                 break;
             }
             catch (Exception) when (!stopping.IsCancellationRequested)
             {
                 attempts++;
+                Applied(pending, calls);
                 var failed = pending.Where((_, i) => !calls[i].IsCompletedSuccessfully).ToList();
                 var errors = failed.Select(u => calls[pending.IndexOf(u)].Exception!.GetBaseException()).ToList();
                 LogApplyFailed(errors[0], _partition, failed.Count);
@@ -198,6 +317,25 @@ public sealed partial class PartitionReader
         _metrics.Delivered(_partition, events, byUser.Count);
     }
 
+    /// <summary>Notes, for the calls that succeeded, the user's last event the grain now holds unwritten.</summary>
+    private void Applied(List<KeyValuePair<string, List<LoggedEvent>>> users, Task<bool>[] calls)
+    {
+        for (var i = 0; i < calls.Length; i++)
+        {
+            if (!calls[i].IsCompletedSuccessfully)
+            {
+                continue;
+            }
+
+            if (!calls[i].Result)
+            {
+                throw new ProfileStateLostException(users[i].Key);
+            }
+
+            _unwritten[users[i].Key] = users[i].Value[^1].Seq;
+        }
+    }
+
     private async Task MoveCheckpoint(long seq, CancellationToken stopping)
     {
         var owned = await Retry(() => _silo.Store.CheckpointAsync(_partition, _lease.Epoch, seq, stopping), "moving the checkpoint", stopping).ConfigureAwait(false);
@@ -210,15 +348,15 @@ public sealed partial class PartitionReader
     }
 
     /// <summary>Calls the user's grain; a failure to even address it (an id Orleans refuses) fails this call only.</summary>
-    private Task Apply(string userId, EventBatch batch)
+    private Task<bool> Apply(string userId, EventBatch batch)
     {
         try
         {
-            return _grains.GetGrain<IUserGrain>(userId).Apply(batch);
+            return _users.Get(userId).Apply(batch);
         }
         catch (Exception e)
         {
-            return Task.FromException(e);
+            return Task.FromException<bool>(e);
         }
     }
 
@@ -264,7 +402,7 @@ public sealed partial class PartitionReader
 
         try
         {
-            await Task.WhenAll(due.Select(userId => _grains.GetGrain<IUserGrain>(userId).Tick())).ConfigureAwait(false);
+            await Task.WhenAll(due.Select(userId => _users.Get(userId).Tick())).ConfigureAwait(false);
         }
         catch (Exception e) when (!stopping.IsCancellationRequested)
         {
@@ -326,7 +464,7 @@ public sealed partial class PartitionReader
         {
             if (_active.Contains(record.UserId))
             {
-                grainCalls.Add(_grains.GetGrain<IUserGrain>(record.UserId).ApplySegment(request));
+                grainCalls.Add(_users.Get(record.UserId).ApplySegment(request));
                 continue;
             }
 
@@ -347,7 +485,7 @@ public sealed partial class PartitionReader
             {
                 if (generations[i] == 0)
                 {
-                    grainCalls.Add(_grains.GetGrain<IUserGrain>(writes[i].Record.UserId).ApplySegment(request));
+                    grainCalls.Add(_users.Get(writes[i].Record.UserId).ApplySegment(request));
                 }
             }
         }
@@ -404,6 +542,21 @@ public sealed partial class PartitionReader
 
     [LoggerMessage(EventId = 2106, Level = LogLevel.Information, Message = "Segment {SegmentId} version {Version} applied to the stored profiles of partition {Partition}")]
     private partial void LogBackfilled(string segmentId, long version, int partition);
+
+    [LoggerMessage(EventId = 2107, Level = LogLevel.Warning, Message = "Partition {Partition}: {Users} users' profiles could not be written; retrying")]
+    private partial void LogWriteFailed(Exception exception, int partition, int users);
+
+    [LoggerMessage(EventId = 2108, Level = LogLevel.Warning, Message = "Partition {Partition} reads again from {Checkpoint}: the grain of user {UserId} lost events it had applied")]
+    private partial void LogReadingAgain(int partition, long checkpoint, string userId);
+
+    [LoggerMessage(EventId = 2109, Level = LogLevel.Warning, Message = "Partition {Partition}: stopping without writing what was applied; the next owner reads again from {Checkpoint}")]
+    private partial void LogFinalWriteFailed(Exception exception, int partition, long checkpoint);
+
+    /// <summary>A user's grain no longer holds events it applied: the partition is read again from its checkpoint.</summary>
+    private sealed class ProfileStateLostException(string userId) : Exception($"The grain of user {userId} lost events it had applied.")
+    {
+        public string UserId { get; } = userId;
+    }
 
     private sealed class BackfillJob(SegmentChange change)
     {

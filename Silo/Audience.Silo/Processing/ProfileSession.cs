@@ -52,7 +52,7 @@ public sealed class ProfileSession
 
     public string UserId => Record.UserId;
 
-    /// <summary>Membership changes to deliver before the next write.</summary>
+    /// <summary>Membership changes to deliver before the next write (<see cref="Delivered"/> once they are).</summary>
     public List<MembershipChangeMessage> Messages { get; } = [];
 
     public List<OrderAnalyticsMessage> Orders { get; } = [];
@@ -242,6 +242,17 @@ public sealed class ProfileSession
     }
 
     /// <summary>
+    /// <see cref="Messages"/>, <see cref="Orders"/> and <see cref="DeadLetters"/> were delivered; what they record
+    /// stays to be written.
+    /// </summary>
+    public void Delivered()
+    {
+        Messages.Clear();
+        Orders.Clear();
+        DeadLetters.Clear();
+    }
+
+    /// <summary>
     /// The write that records everything since the last one (the caller delivers <see cref="Messages"/>,
     /// <see cref="Orders"/> and <see cref="DeadLetters"/> first), and the next due time.
     /// </summary>
@@ -255,9 +266,7 @@ public sealed class ProfileSession
         _deltas.Clear();
         _sealed.Clear();
         _archive.Clear();
-        Messages.Clear();
-        Orders.Clear();
-        DeadLetters.Clear();
+        Delivered();
         Dirty = false;
         return write;
     }

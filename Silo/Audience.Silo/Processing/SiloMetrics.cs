@@ -46,6 +46,13 @@ public sealed class SiloMetrics : IDisposable
         _grainCalls.Add(grainCalls, tag);
     }
 
+    /// <summary>A reader had its users' grains write what they applied: one call each.</summary>
+    public void Wrote(int partition, int grainCalls)
+    {
+        Interlocked.Add(ref _grainCallCount, grainCalls);
+        _grainCalls.Add(grainCalls, new KeyValuePair<string, object?>("partition", partition));
+    }
+
     public void RemoteCall()
     {
         Interlocked.Increment(ref _remoteCallCount);
