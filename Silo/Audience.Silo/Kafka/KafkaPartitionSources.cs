@@ -69,20 +69,30 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
     public Task<IPartitionSource> OpenAsync(int partition, long afterSeq, CancellationToken cancellationToken)
     {
         var source = new Source(this, partition);
-        _sources[partition] = source;
         var tp = new TopicPartition(_kafka.Topics.UserEvents, partition);
-        // A message's sequence number is its offset + 1, so the next one to read after seq is at offset seq.
-        _commands.Enqueue(consumer => consumer.IncrementalAssign([new TopicPartitionOffset(tp, new Offset(afterSeq))]));
+        // A message's sequence number is its offset + 1, so the next one to read after seq is at offset seq. The
+        // source takes messages from the assignment on: one fetched before it (under an earlier assignment of the
+        // partition, being read again from its checkpoint) would come out of order.
+        _commands.Enqueue(consumer =>
+        {
+            _sources[partition] = source;
+            consumer.IncrementalAssign([new TopicPartitionOffset(tp, new Offset(afterSeq))]);
+        });
         _ = _thread.Value;
         return Task.FromResult<IPartitionSource>(source);
     }
 
     private void Close(Source source)
     {
-        if (_sources.TryRemove(new KeyValuePair<int, Source>(source.Partition, source)))
+        // On the consumer thread, after the source's own assignment: the partition is unassigned if it is still this
+        // source's (a newer source of the partition keeps it).
+        _commands.Enqueue(consumer =>
         {
-            _commands.Enqueue(consumer => consumer.IncrementalUnassign([new TopicPartition(_kafka.Topics.UserEvents, source.Partition)]));
-        }
+            if (_sources.TryRemove(new KeyValuePair<int, Source>(source.Partition, source)))
+            {
+                consumer.IncrementalUnassign([new TopicPartition(_kafka.Topics.UserEvents, source.Partition)]);
+            }
+        });
     }
 
     private void Consume()
