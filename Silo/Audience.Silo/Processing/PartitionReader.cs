@@ -44,9 +44,6 @@ public sealed partial class PartitionReader
 
     /// <summary>Users whose grains applied events since the checkpoint and have not written them: the last such event's seq.</summary>
     private readonly Dictionary<string, long> _unwritten = new(StringComparer.Ordinal);
-
-    /// <summary>The users of the write round in progress, as <see cref="_unwritten"/> held them when it began.</summary>
-    private Dictionary<string, long> _writing = new(StringComparer.Ordinal);
     private PartitionLease _lease;
 
     public PartitionReader(int partition, IPartitionSources sources, SiloContext silo, UserGrains users, SiloAddress self,
@@ -68,8 +65,6 @@ public sealed partial class PartitionReader
     public long Checkpoint => Interlocked.Read(ref _checkpoint);
 
     private long _checkpoint;
-    private readonly Lock _checkpointGate = new();
-    private Task _lastCheckpointWrite = Task.CompletedTask;
 
     /// <summary>A segment was saved or deleted: apply it to this partition's stored profiles.</summary>
     public void Enqueue(SegmentChange change) => _segmentChanges.Writer.TryWrite(change);
@@ -93,7 +88,6 @@ public sealed partial class PartitionReader
                 // failed): every other grain still holds what it applied, and skips it when it comes again.
                 LogReadingAgain(_partition, Checkpoint, e.UserId);
                 _unwritten.Clear();
-                _writing.Clear();
                 await Task.Delay(backoff, stopping).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
             }
@@ -108,94 +102,55 @@ public sealed partial class PartitionReader
         // The sweep's pace is the system clock's (like any wait); what is due is judged by the profiles' clock.
         var nextSweep = 0L;
         var lastWrite = Environment.TickCount64;
-        // One write round at a time runs beside the reading: grains go on applying while others write.
-        Task? writing = null;
-        List<KeyValuePair<string, long>> writingUsers = [];
-        try
+        while (!stopping.IsCancellationRequested)
         {
-            while (!stopping.IsCancellationRequested)
+            var wait = _backfills.Count > 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Clamp(nextSweep - Environment.TickCount64, 0, SweepInterval.TotalMilliseconds));
+            IReadOnlyList<PartitionEntry> entries;
+            try
             {
-                var wait = _backfills.Count > 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Clamp(nextSweep - Environment.TickCount64, 0, SweepInterval.TotalMilliseconds));
-                IReadOnlyList<PartitionEntry> entries;
-                try
-                {
-                    entries = await source.ReadAsync(position, _silo.Options.ReadBatchSize, wait, stopping).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-                {
-                    break;
-                }
-
-                if (entries.Count > 0)
-                {
-                    await Deliver(source.Topic, entries, stopping).ConfigureAwait(false);
-                    position = entries[^1].Seq;
-                }
-
-                if (writing is { IsCompleted: true } || (writing is not null && _unwritten.Count >= _silo.Options.MaxUnwrittenUsers))
-                {
-                    // Done (its failure surfaces here), or too many users wait for the next round: the reader waits for it.
-                    await writing.ConfigureAwait(false);
-                    writing = null;
-                    _writing.Clear();
-                }
-
-                // Written behind: under load once per interval (or sooner, with many users waiting), at once when idle.
-                if (writing is null && _unwritten.Count > 0 && (entries.Count == 0 || _unwritten.Count >= _silo.Options.MaxUnwrittenUsers
-                    || Environment.TickCount64 - lastWrite >= (long)_silo.Options.CheckpointInterval.TotalMilliseconds))
-                {
-                    writingUsers = TakeUnwritten();
-                    writing = WriteAndCheckpoint(writingUsers, position, stopping);
-                    lastWrite = Environment.TickCount64;
-                }
-                else if (writing is null && _unwritten.Count == 0 && position > Checkpoint)
-                {
-                    // Entries without a user's effect (dead letters, events skipped as applied): nothing to write.
-                    await MoveCheckpoint(position, stopping).ConfigureAwait(false);
-                }
-
-                if (Environment.TickCount64 >= nextSweep)
-                {
-                    await SweepDue(_silo.Now(), stopping).ConfigureAwait(false);
-                    nextSweep = Environment.TickCount64 + (long)SweepInterval.TotalMilliseconds;
-                }
-
-                while (_segmentChanges.Reader.TryRead(out var change))
-                {
-                    _backfills.Enqueue(new BackfillJob(change));
-                }
-
-                if (_backfills.Count > 0)
-                {
-                    try
-                    {
-                        await StepBackfill(stopping).ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException)
-                    {
-                        // The page is done again next time round; what it already wrote is idempotent.
-                        LogRetrying(e, _partition, "a backfill page");
-                        await Task.Delay(TimeSpan.FromMilliseconds(500), stopping).ConfigureAwait(false);
-                    }
-                }
+                entries = await source.ReadAsync(position, _silo.Options.ReadBatchSize, wait, stopping).ConfigureAwait(false);
             }
-        }
-        finally
-        {
-            if (writing is not null)
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
-                // Not left running unobserved: a failure that ends the reading already surfaced elsewhere.
+                break;
+            }
+
+            if (entries.Count > 0)
+            {
+                await Deliver(source.Topic, entries, stopping).ConfigureAwait(false);
+                position = entries[^1].Seq;
+            }
+
+            // Written behind: under load once per interval (or sooner, with many users waiting), at once when idle.
+            if (position > Checkpoint && (entries.Count == 0 || _unwritten.Count >= _silo.Options.MaxUnwrittenUsers
+                || Environment.TickCount64 - lastWrite >= (long)_silo.Options.CheckpointInterval.TotalMilliseconds))
+            {
+                await WriteAndCheckpoint(position, stopping).ConfigureAwait(false);
+                lastWrite = Environment.TickCount64;
+            }
+
+            if (Environment.TickCount64 >= nextSweep)
+            {
+                await SweepDue(_silo.Now(), stopping).ConfigureAwait(false);
+                nextSweep = Environment.TickCount64 + (long)SweepInterval.TotalMilliseconds;
+            }
+
+            while (_segmentChanges.Reader.TryRead(out var change))
+            {
+                _backfills.Enqueue(new BackfillJob(change));
+            }
+
+            if (_backfills.Count > 0)
+            {
                 try
                 {
-                    await writing.ConfigureAwait(false);
+                    await StepBackfill(stopping).ConfigureAwait(false);
                 }
-                catch (Exception) when (stopping.IsCancellationRequested)
+                catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException)
                 {
-                    // Cut short by the stop: its users are written by the final round below.
-                    foreach (var (user, seq) in writingUsers)
-                    {
-                        _unwritten[user] = Math.Max(seq, _unwritten.GetValueOrDefault(user));
-                    }
+                    // The page is done again next time round; what it already wrote is idempotent.
+                    LogRetrying(e, _partition, "a backfill page");
+                    await Task.Delay(TimeSpan.FromMilliseconds(500), stopping).ConfigureAwait(false);
                 }
             }
         }
@@ -207,7 +162,7 @@ public sealed partial class PartitionReader
             using var timeout = new CancellationTokenSource(FinalWriteTimeout);
             try
             {
-                await WriteAndCheckpoint(TakeUnwritten(), position, timeout.Token).ConfigureAwait(false);
+                await WriteAndCheckpoint(position, timeout.Token).ConfigureAwait(false);
             }
             catch (Exception e)
             {
@@ -216,25 +171,13 @@ public sealed partial class PartitionReader
         }
     }
 
-    /// <summary>Takes the users to write in the next round; until it is done, their applies still carry what they hold.</summary>
-    private List<KeyValuePair<string, long>> TakeUnwritten()
-    {
-        var taken = _unwritten.ToList();
-        _writing = new Dictionary<string, long>(_unwritten, StringComparer.Ordinal);
-        _unwritten.Clear();
-        return taken;
-    }
-
-    /// <summary>The last of the user's events applied since the checkpoint, 0 if none: the grain must hold it.</summary>
-    private long AppliedThrough(string userId) => Math.Max(_unwritten.GetValueOrDefault(userId), _writing.GetValueOrDefault(userId));
-
     /// <summary>
-    /// Has every grain that applied events up to <paramref name="position"/> (<paramref name="pending"/>: the user,
-    /// and the last such event) write them, then moves the checkpoint to <paramref name="position"/>: so everything up
-    /// to the checkpoint is in the store. Failed writes are retried.
+    /// Has every grain that applied events since the checkpoint write them, then moves the checkpoint to
+    /// <paramref name="position"/>: so everything up to the checkpoint is in the store. Failed writes are retried.
     /// </summary>
-    private async Task WriteAndCheckpoint(List<KeyValuePair<string, long>> pending, long position, CancellationToken cancellation)
+    private async Task WriteAndCheckpoint(long position, CancellationToken cancellation)
     {
+        var pending = _unwritten.ToList();
         var backoff = TimeSpan.FromMilliseconds(100);
         while (pending.Count > 0)
         {
@@ -270,12 +213,13 @@ public sealed partial class PartitionReader
             // A write fails when the store is away, or when another silo owns the user now: both pass, or fence
             // this reader. The partition waits; its checkpoint stays where every profile is written.
             LogWriteFailed(calls.First(c => !c.IsCompletedSuccessfully).Exception!.GetBaseException(), _partition, failed.Count);
-            await CheckOwnership(cancellation).ConfigureAwait(false);
+            await MoveCheckpoint(Checkpoint, cancellation).ConfigureAwait(false);
             await Task.Delay(backoff, cancellation).ConfigureAwait(false);
             backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
             pending = failed;
         }
 
+        _unwritten.Clear();
         await MoveCheckpoint(position, cancellation).ConfigureAwait(false);
     }
 
@@ -328,7 +272,7 @@ public sealed partial class PartitionReader
         var attempts = 0;
         while (pending.Count > 0)
         {
-            var calls = pending.Select(u => Apply(u.Key, new EventBatch(_partition, topic, _self, [.. u.Value], AppliedThrough(u.Key)))).ToArray();
+            var calls = pending.Select(u => Apply(u.Key, new EventBatch(_partition, topic, _self, [.. u.Value], _unwritten.GetValueOrDefault(u.Key)))).ToArray();
             try
             {
                 await Task.WhenAll(calls).ConfigureAwait(false);
@@ -363,7 +307,7 @@ public sealed partial class PartitionReader
                 if (pending.Count > 0)
                 {
                     // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
-                    await CheckOwnership(stopping).ConfigureAwait(false);
+                    await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
                     await Task.Delay(backoff, stopping).ConfigureAwait(false);
                     backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
                 }
@@ -392,35 +336,15 @@ public sealed partial class PartitionReader
         }
     }
 
-    /// <summary>Moves the checkpoint forward to <paramref name="seq"/>; fenced if another owner claimed the partition.</summary>
-    private Task MoveCheckpoint(long seq, CancellationToken stopping) => WriteCheckpoint(seq, stopping);
-
-    /// <summary>Writes the checkpoint where it is: throws <see cref="PartitionFencedException"/> if this reader is no longer the owner.</summary>
-    private Task CheckOwnership(CancellationToken stopping) => WriteCheckpoint(null, stopping);
-
-    /// <summary>
-    /// The checkpoint's writes, one after the other (a write round and the reading both come here), so it never
-    /// moves back: each waits for the one before it, whatever became of that one (its own caller sees it).
-    /// </summary>
-    private Task WriteCheckpoint(long? seq, CancellationToken stopping)
+    private async Task MoveCheckpoint(long seq, CancellationToken stopping)
     {
-        lock (_checkpointGate)
+        var owned = await Retry(() => _silo.Store.CheckpointAsync(_partition, _lease.Epoch, seq, stopping), "moving the checkpoint", stopping).ConfigureAwait(false);
+        if (!owned)
         {
-            return _lastCheckpointWrite = After(_lastCheckpointWrite);
+            throw new PartitionFencedException(_partition);
         }
 
-        async Task After(Task previous)
-        {
-            await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            var to = Math.Max(seq ?? 0, Checkpoint);
-            var owned = await Retry(() => _silo.Store.CheckpointAsync(_partition, _lease.Epoch, to, stopping), "moving the checkpoint", stopping).ConfigureAwait(false);
-            if (!owned)
-            {
-                throw new PartitionFencedException(_partition);
-            }
-
-            Interlocked.Exchange(ref _checkpoint, to);
-        }
+        Interlocked.Exchange(ref _checkpoint, seq);
     }
 
     /// <summary>Calls the user's grain; a failure to even address it (an id Orleans refuses) fails this call only.</summary>
