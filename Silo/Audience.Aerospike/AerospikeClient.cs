@@ -1,0 +1,669 @@
+using System.Buffers;
+using System.Diagnostics.Metrics;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Audience.Aerospike.Cluster;
+using Audience.Aerospike.Operations;
+using Audience.Aerospike.Wire;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Audience.Aerospike;
+
+/// <summary>
+/// An async Aerospike client speaking the wire protocol directly (AEROSPIKE.md): commands go to the node that
+/// masters the key's partition, over pooled connections, with per-attempt socket timeouts, a total timeout and retries.
+/// Create one per process with <see cref="ConnectAsync"/>; it is thread-safe.
+/// </summary>
+public sealed class AerospikeClient : IAsyncDisposable
+{
+    private readonly AerospikeClientOptions _options;
+    private readonly AerospikeCluster _cluster;
+    private readonly AerospikeMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private long _scanIds = Environment.TickCount64;
+
+    private AerospikeClient(AerospikeClientOptions options, TimeProvider time, ILogger logger, IMeterFactory? meterFactory)
+    {
+        _options = options;
+        _time = time;
+        _logger = logger;
+        _metrics = new AerospikeMetrics(meterFactory);
+        _cluster = new AerospikeCluster(options, time, logger, _metrics);
+    }
+
+    private delegate T ResponseReader<T>(in RecordHeader header, ReadOnlySpan<byte> body, int position);
+
+    /// <summary>Validates the options, connects to a seed, reads the partition map and starts tending.</summary>
+    public static async Task<AerospikeClient> ConnectAsync(AerospikeClientOptions options, ILogger? logger = null,
+        TimeProvider? time = null, IMeterFactory? meterFactory = null, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        var client = new AerospikeClient(options, time ?? TimeProvider.System, logger ?? NullLogger.Instance, meterFactory);
+        try
+        {
+            await client._cluster.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>The active node names.</summary>
+    public IReadOnlyList<string> Nodes => [.. _cluster.Nodes.Select(n => n.Name)];
+
+    /// <summary>Reads all bins, or the named ones; null if the record does not exist.</summary>
+    public Task<Record?> GetAsync(Key key, IReadOnlyList<string>? bins = null, Policy? policy = null, CancellationToken cancellationToken = default)
+    {
+        Operation[] ops = bins is null ? [Operation.Get()] : [.. bins.Select(Operation.Get)];
+        return ExecuteAsync("get", key, ops, null, policy, ReadRecordOrNull, cancellationToken);
+    }
+
+    /// <summary>Reads generation and expiration only; null if the record does not exist.</summary>
+    public Task<Record?> GetHeaderAsync(Key key, Policy? policy = null, CancellationToken cancellationToken = default) =>
+        ExecuteAsync("get_header", key, [Operation.GetHeader()], null, policy, ReadRecordOrNull, cancellationToken);
+
+    /// <summary>True if the record exists.</summary>
+    public Task<bool> ExistsAsync(Key key, Policy? policy = null, CancellationToken cancellationToken = default) =>
+        ExecuteAsync("exists", key, [Operation.GetHeader()], null, policy, static (in RecordHeader h, ReadOnlySpan<byte> _, int _) =>
+            h.ResultCode switch
+            {
+                ResultCode.Ok => true,
+                ResultCode.KeyNotFound => false,
+                _ => throw new AerospikeException(h.ResultCode),
+            }, cancellationToken);
+
+    /// <summary>Writes bins (merging or replacing per the policy). Null values delete bins.</summary>
+    public Task PutAsync(Key key, IReadOnlyDictionary<string, object?> bins, WritePolicy? policy = null, CancellationToken cancellationToken = default)
+    {
+        var ops = new Operation[bins.Count];
+        var i = 0;
+        foreach (var (name, value) in bins)
+        {
+            ops[i++] = Operation.Put(name, value);
+        }
+
+        return ExecuteAsync("put", key, ops, policy ?? WritePolicy.Default, policy, ReadRecordOrThrow, cancellationToken);
+    }
+
+    /// <summary>
+    /// Applies the operations atomically to one record and returns what they read: with a map operation present the server
+    /// answers every operation (RESPOND_ALL_OPS), in order, in <see cref="Record.Results"/>; otherwise only the reads answer.
+    /// The record's generation and void time come back too, so a caller can check-and-set on its next write.
+    /// </summary>
+    public Task<Record> OperateAsync(Key key, IReadOnlyList<Operation> operations, WritePolicy? policy = null, CancellationToken cancellationToken = default)
+    {
+        if (operations.Count == 0)
+        {
+            throw new ArgumentException("Operate needs at least one operation.", nameof(operations));
+        }
+
+        return ExecuteAsync("operate", key, operations, policy ?? WritePolicy.Default, policy, ReadRecordOrThrow, cancellationToken);
+    }
+
+    /// <summary>Deletes the record; false if it did not exist.</summary>
+    public Task<bool> DeleteAsync(Key key, WritePolicy? policy = null, CancellationToken cancellationToken = default) =>
+        ExecuteAsync("delete", key, [], policy ?? WritePolicy.Default, policy, static (in RecordHeader h, ReadOnlySpan<byte> _, int _) =>
+            h.ResultCode switch
+            {
+                ResultCode.Ok => true,
+                ResultCode.KeyNotFound => false,
+                _ => throw new AerospikeException(h.ResultCode),
+            }, cancellationToken, delete: true);
+
+    /// <summary>Resets the record's TTL to the policy's and bumps its generation; fails with KeyNotFound if missing.</summary>
+    public Task TouchAsync(Key key, WritePolicy? policy = null, CancellationToken cancellationToken = default) =>
+        ExecuteAsync("touch", key, [Operation.Touch()], policy ?? WritePolicy.Default, policy, ReadRecordOrThrow, cancellationToken);
+
+    /// <summary>
+    /// Reads many records with the batch-index protocol: keys are grouped by the node that masters them, split into requests of
+    /// at most <see cref="AerospikeClientOptions.MaxBatchKeys"/> keys, sent concurrently. Results are in input order; null where missing.
+    /// </summary>
+    public async Task<Record?[]> GetManyAsync(IReadOnlyList<Key> keys, IReadOnlyList<string>? bins = null, Policy? policy = null, CancellationToken cancellationToken = default)
+    {
+        var start = _time.GetTimestamp();
+        var results = new Record?[keys.Count];
+        var all = new int[keys.Count];
+        for (var i = 0; i < all.Length; i++)
+        {
+            all[i] = i;
+        }
+
+        await GetBatchAsync(keys, all, bins, policy, results, 0, cancellationToken).ConfigureAwait(false);
+        _metrics.Completed("batch_get", start, _time);
+        return results;
+    }
+
+    /// <summary>
+    /// Scans the given partitions (all 4096 when null) of a namespace and set, streaming records as they come.
+    /// Each node's partitions are scanned concurrently; a partition the server reports unavailable, or whose node failed,
+    /// is scanned again from after the last digest seen, so every record is returned once.
+    /// </summary>
+    public async IAsyncEnumerable<ScanRecord> ScanPartitionsAsync(string ns, string? set, IReadOnlyCollection<int>? partitions = null,
+        IReadOnlyList<string>? bins = null, long maxRecords = 0, Policy? policy = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var wanted = partitions ?? Enumerable.Range(0, Partitions.Count).ToArray();
+        var state = new Dictionary<int, byte[]?>();
+        foreach (var p in wanted)
+        {
+            if (p is < 0 or >= Partitions.Count)
+            {
+                throw new ArgumentOutOfRangeException(nameof(partitions), $"Partition {p} is outside 0..4095.");
+            }
+
+            state[p] = null;
+        }
+
+        var channel = Channel.CreateBounded<ScanRecord>(new BoundedChannelOptions(1000) { SingleReader = true });
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var producer = ScanAllAsync(ns, set, state, bins, maxRecords, policy, channel.Writer, cts.Token);
+        long count = 0;
+        try
+        {
+            await foreach (var record in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                yield return record;
+                if (maxRecords > 0 && ++count >= maxRecords)
+                {
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            await cts.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await producer.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Cancelled above because the consumer stopped (early, or on the caller's token).
+            }
+        }
+    }
+
+    /// <summary>
+    /// Truncates a set (or the namespace when <paramref name="set"/> is null). The server applies it across the cluster and
+    /// hides older records at once; the answer arrives when the receiving node has accepted it, which is all the protocol reports.
+    /// </summary>
+    public async Task TruncateAsync(string ns, string? set, CancellationToken cancellationToken = default)
+    {
+        // An explicit cut-off (nanoseconds since the Unix epoch) taken after the caller's writes completed.
+        var lut = (_time.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
+        var command = set is null ? $"truncate-namespace:namespace={ns};lut={lut}" : $"truncate:namespace={ns};set={set};lut={lut}";
+        var answer = await InfoAsync([command], null, cancellationToken).ConfigureAwait(false);
+        var text = answer.GetValueOrDefault(command, "");
+        if (!text.Equals("ok", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new AerospikeException(ResultCode.ServerError, $"Truncate of {ns}/{set} failed: {text}");
+        }
+    }
+
+    /// <summary>Sends info commands to a node (any active node when null) and returns name → value.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> InfoAsync(IReadOnlyList<string> commands, string? node = null, CancellationToken cancellationToken = default)
+    {
+        var target = node is null ? _cluster.GetAnyNode()
+            : _cluster.Nodes.FirstOrDefault(n => n.Name == node) ?? throw new AerospikeException(ResultCode.InvalidNode, $"No active node named {node}.");
+        var answer = await target.InfoAsync(commands, _options.TotalTimeout, cancellationToken).ConfigureAwait(false);
+        foreach (var (name, value) in answer)
+        {
+            if (value.StartsWith("ERROR", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new AerospikeException(ResultCode.ServerError, $"Info '{name}' failed: {value}") { Node = target.Name };
+            }
+        }
+
+        return answer;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _cluster.DisposeAsync().ConfigureAwait(false);
+        _metrics.Dispose();
+    }
+
+    private static Record? ReadRecordOrNull(in RecordHeader header, ReadOnlySpan<byte> body, int position) => header.ResultCode switch
+    {
+        ResultCode.Ok => RecordParser.ReadRecord(body, ref position, header),
+        ResultCode.KeyNotFound => null,
+        _ => throw new AerospikeException(header.ResultCode),
+    };
+
+    private static Record ReadRecordOrThrow(in RecordHeader header, ReadOnlySpan<byte> body, int position) =>
+        header.ResultCode == ResultCode.Ok ? RecordParser.ReadRecord(body, ref position, header) : throw new AerospikeException(header.ResultCode);
+
+    /// <summary>
+    /// The single-record command loop: pick the node (master; reads move to the next replica on retry), send, read one answer.
+    /// A server answer leaves the connection healthy; any failure mid-exchange discards it. Retryable failures back off and retry
+    /// while attempts and total time remain. A write that failed after its request was sent is reported in doubt.
+    /// </summary>
+    private async Task<T> ExecuteAsync<T>(string command, Key key, IReadOnlyList<Operation> ops, WritePolicy? write, Policy? policy,
+        ResponseReader<T> read, CancellationToken cancellationToken, bool delete = false)
+    {
+        var isWrite = delete || ops.Any(o => o.IsWrite);
+        var total = policy?.TotalTimeout ?? _options.TotalTimeout;
+        var socket = policy?.SocketTimeout ?? _options.SocketTimeout;
+        var maxRetries = policy?.MaxRetries ?? _options.MaxRetries;
+        var start = _time.GetTimestamp();
+        using var request = new MessageBuffer();
+        CommandWriter.WriteRecordCommand(request, key, ops, write, (int)total.TotalMilliseconds, delete);
+        var partition = key.PartitionId;
+        for (var attempt = 0; ; attempt++)
+        {
+            var node = _cluster.GetNode(key.Namespace, partition, isWrite ? 0 : attempt);
+            var sent = false;
+            AerospikeException failure;
+            var remaining = total - _time.GetElapsedTime(start);
+            using (var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                cts.CancelAfter(remaining < socket ? remaining : socket);
+                Connection? connection = null;
+                try
+                {
+                    if (node is null)
+                    {
+                        throw new AerospikeException(ResultCode.InvalidNode, $"No node serves {key.Namespace} partition {partition}.");
+                    }
+
+                    connection = await node.Pool.RentAsync(cts.Token).ConfigureAwait(false);
+                    sent = true;
+                    await connection.SendAsync(request.WrittenMemory, cts.Token).ConfigureAwait(false);
+                    var (_, body, length) = await connection.ReadMessageAsync(cts.Token).ConfigureAwait(false);
+                    RecordHeader header;
+                    try
+                    {
+                        var position = 0;
+                        header = RecordParser.ReadHeader(body.AsSpan(0, length), ref position);
+                        node.Pool.Return(connection);
+                        connection = null;
+                        var result = read(header, body.AsSpan(0, length), position);
+                        _metrics.Completed(command, start, _time);
+                        return result;
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(body);
+                    }
+                }
+                catch (AerospikeException ex) when (connection is null && ex.ResultCode >= 0)
+                {
+                    // A server answer: the connection went back to the pool.
+                    failure = new AerospikeException(ex.ResultCode, null, ex) { Node = node?.Name, Attempts = attempt + 1 };
+                }
+                catch (Exception ex) when (ex is AerospikeException or SocketException or IOException or OperationCanceledException)
+                {
+                    if (connection is not null)
+                    {
+                        node!.Pool.Discard(connection);
+                    }
+
+                    if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+                    {
+                        throw;
+                    }
+
+                    var code = ex switch
+                    {
+                        AerospikeException a => a.ResultCode,
+                        OperationCanceledException => ResultCode.Timeout,
+                        _ => ResultCode.NetworkError,
+                    };
+                    failure = new AerospikeException(code, $"Aerospike {command} on {key} failed: {ex.Message}", ex)
+                    {
+                        Node = node?.Name,
+                        Attempts = attempt + 1,
+                        InDoubt = isWrite && sent && code is ResultCode.Timeout or ResultCode.NetworkError,
+                    };
+                }
+            }
+
+            _metrics.Error(command, failure.ResultCode);
+            if (!AerospikeException.IsRetryable(failure.ResultCode) || attempt >= maxRetries)
+            {
+                throw failure;
+            }
+
+            var backoff = _options.RetryBackoff * (1 << attempt);
+            if (_time.GetElapsedTime(start) + backoff >= total)
+            {
+                throw failure;
+            }
+
+            Log.Retrying(_logger, command, attempt + 1, failure.ResultCode);
+            await Task.Delay(backoff, _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task GetBatchAsync(IReadOnlyList<Key> keys, IReadOnlyList<int> indexes, IReadOnlyList<string>? bins, Policy? policy,
+        Record?[] results, int attempt, CancellationToken cancellationToken)
+    {
+        var groups = new Dictionary<Node, List<int>>();
+        foreach (var index in indexes)
+        {
+            var key = keys[index];
+            var node = _cluster.GetNode(key.Namespace, key.PartitionId, attempt)
+                ?? throw new AerospikeException(ResultCode.InvalidNode, $"No node serves {key.Namespace} partition {key.PartitionId}.");
+            if (!groups.TryGetValue(node, out var list))
+            {
+                groups[node] = list = [];
+            }
+
+            list.Add(index);
+        }
+
+        var tasks = new List<Task>();
+        foreach (var (node, list) in groups)
+        {
+            foreach (var chunk in list.Chunk(_options.MaxBatchKeys))
+            {
+                tasks.Add(GetBatchChunkAsync(node, keys, chunk, bins, policy, results, attempt, cancellationToken));
+            }
+        }
+
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+    }
+
+    private async Task GetBatchChunkAsync(Node node, IReadOnlyList<Key> keys, int[] indexes, IReadOnlyList<string>? bins, Policy? policy,
+        Record?[] results, int attempt, CancellationToken cancellationToken)
+    {
+        var total = policy?.TotalTimeout ?? _options.TotalTimeout;
+        var socket = policy?.SocketTimeout ?? _options.SocketTimeout;
+        var maxRetries = policy?.MaxRetries ?? _options.MaxRetries;
+        using var request = new MessageBuffer(indexes.Length * 26 + 64);
+        CommandWriter.WriteBatchRead(request, keys, indexes, bins, (int)total.TotalMilliseconds);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(total);
+        Connection? connection = null;
+        AerospikeException failure;
+        try
+        {
+            connection = await node.Pool.RentAsync(cts.Token).ConfigureAwait(false);
+            await connection.SendAsync(request.WrittenMemory, cts.Token).ConfigureAwait(false);
+            var done = false;
+            while (!done)
+            {
+                cts.CancelAfter(socket < total ? socket : total);
+                var (_, body, length) = await connection.ReadMessageAsync(cts.Token).ConfigureAwait(false);
+                try
+                {
+                    done = ReadBatchGroup(body.AsSpan(0, length), results);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(body);
+                }
+            }
+
+            node.Pool.Return(connection);
+            return;
+        }
+        catch (Exception ex) when (ex is AerospikeException or SocketException or IOException or OperationCanceledException)
+        {
+            if (connection is not null)
+            {
+                node.Pool.Discard(connection);
+            }
+
+            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            var code = ex switch
+            {
+                AerospikeException a => a.ResultCode,
+                OperationCanceledException => ResultCode.Timeout,
+                _ => ResultCode.NetworkError,
+            };
+            failure = new AerospikeException(code, $"Aerospike batch get of {indexes.Length} keys failed: {ex.Message}", ex) { Node = node.Name, Attempts = attempt + 1 };
+        }
+
+        _metrics.Error("batch_get", failure.ResultCode);
+        if (!AerospikeException.IsRetryable(failure.ResultCode) || attempt >= maxRetries)
+        {
+            throw failure;
+        }
+
+        await Task.Delay(_options.RetryBackoff * (1 << attempt), _time, cancellationToken).ConfigureAwait(false);
+        await GetBatchAsync(keys, indexes, bins, policy, results, attempt + 1, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads one proto message of a batch answer; true at the LAST record.</summary>
+    private static bool ReadBatchGroup(ReadOnlySpan<byte> body, Record?[] results)
+    {
+        var position = 0;
+        while (position < body.Length)
+        {
+            var header = RecordParser.ReadHeader(body, ref position);
+            if (header.IsLast)
+            {
+                return header.ResultCode is ResultCode.Ok or ResultCode.KeyNotFound
+                    ? true
+                    : throw new AerospikeException(header.ResultCode, $"The batch ended with {header.ResultCode}.");
+            }
+
+            RecordParser.ReadFields(body, ref position, header.FieldCount, keep: false);
+            var record = RecordParser.ReadRecord(body, ref position, header);
+            if ((uint)header.BatchIndex >= (uint)results.Length)
+            {
+                throw new AerospikeException(ResultCode.ParseError, $"Batch index {header.BatchIndex} is out of range.");
+            }
+
+            results[header.BatchIndex] = header.ResultCode == ResultCode.Ok ? record : null;
+        }
+
+        return false;
+    }
+
+    private async Task ScanAllAsync(string ns, string? set, Dictionary<int, byte[]?> state, IReadOnlyList<string>? bins, long maxRecords,
+        Policy? policy, ChannelWriter<ScanRecord> writer, CancellationToken cancellationToken)
+    {
+        var maxRetries = policy?.MaxRetries ?? _options.MaxRetries;
+        Exception? error = null;
+        try
+        {
+            for (var attempt = 0; state.Count > 0; attempt++)
+            {
+                var groups = new Dictionary<Node, List<int>>();
+                foreach (var p in state.Keys)
+                {
+                    var node = _cluster.GetNode(ns, p, attempt)
+                        ?? throw new AerospikeException(ResultCode.InvalidNode, $"No node serves {ns} partition {p}.");
+                    if (!groups.TryGetValue(node, out var list))
+                    {
+                        groups[node] = list = [];
+                    }
+
+                    list.Add(p);
+                }
+
+                var failures = await Task.WhenAll(groups.Select(g => ScanNodeAsync(g.Key, ns, set, g.Value, state, bins, maxRecords, policy, writer, cancellationToken)))
+                    .ConfigureAwait(false);
+                var failure = failures.FirstOrDefault(f => f is not null);
+                if (state.Count == 0)
+                {
+                    break;
+                }
+
+                if (attempt >= maxRetries)
+                {
+                    throw failure ?? new AerospikeException(ResultCode.PartitionUnavailable, $"{state.Count} partitions of {ns} stayed unavailable.");
+                }
+
+                await Task.Delay(_options.RetryBackoff * (1 << attempt), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+            throw;
+        }
+        finally
+        {
+            writer.TryComplete(error is OperationCanceledException ? null : error);
+        }
+    }
+
+    /// <summary>Scans one node's partitions; returns the failure (to retry what is left) or null.</summary>
+    private async Task<AerospikeException?> ScanNodeAsync(Node node, string ns, string? set, List<int> partitions, Dictionary<int, byte[]?> state,
+        IReadOnlyList<string>? bins, long maxRecords, Policy? policy, ChannelWriter<ScanRecord> writer, CancellationToken cancellationToken)
+    {
+        var socket = policy?.SocketTimeout ?? _options.SocketTimeout;
+        var full = new List<int>();
+        var resume = new List<byte[]>();
+        lock (state)
+        {
+            foreach (var p in partitions)
+            {
+                if (state[p] is { } digest)
+                {
+                    resume.Add(digest);
+                }
+                else
+                {
+                    full.Add(p);
+                }
+            }
+        }
+
+        using var request = new MessageBuffer(full.Count * 2 + resume.Count * 20 + 128);
+        CommandWriter.WriteScan(request, ns, set, full, resume, bins, maxRecords, Interlocked.Increment(ref _scanIds), (int)socket.TotalMilliseconds);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Connection? connection = null;
+        try
+        {
+            cts.CancelAfter(socket);
+            connection = await node.Pool.RentAsync(cts.Token).ConfigureAwait(false);
+            await connection.SendAsync(request.WrittenMemory, cts.Token).ConfigureAwait(false);
+            var records = new List<ScanRecord>();
+            var unavailable = new HashSet<int>();
+            var done = false;
+            while (!done)
+            {
+                cts.CancelAfter(socket);
+                var (_, body, length) = await connection.ReadMessageAsync(cts.Token).ConfigureAwait(false);
+                try
+                {
+                    done = ReadScanGroup(body.AsSpan(0, length), ns, state, records, unavailable);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(body);
+                }
+
+                foreach (var record in records)
+                {
+                    await writer.WriteAsync(record, cancellationToken).ConfigureAwait(false);
+                }
+
+                records.Clear();
+            }
+
+            node.Pool.Return(connection);
+            connection = null;
+
+            // A complete answer covers every partition asked for, except those the server said it does not hold.
+            lock (state)
+            {
+                foreach (var p in partitions)
+                {
+                    if (!unavailable.Contains(p))
+                    {
+                        state.Remove(p);
+                    }
+                }
+            }
+
+            return null;
+        }
+        catch (Exception ex) when (ex is AerospikeException or SocketException or IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            if (connection is not null)
+            {
+                node.Pool.Discard(connection);
+            }
+
+            var code = ex switch
+            {
+                AerospikeException a => a.ResultCode,
+                OperationCanceledException => ResultCode.Timeout,
+                _ => ResultCode.NetworkError,
+            };
+            _metrics.Error("scan", code);
+            return new AerospikeException(code, $"Aerospike scan of {ns}/{set} on {node} failed: {ex.Message}", ex) { Node = node.Name };
+        }
+        catch when (connection is not null)
+        {
+            node.Pool.Discard(connection);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads one proto message of a scan answer into <paramref name="records"/>, noting each record's digest for its partition
+    /// (the resume point) and dropping partitions the server reports done. True at the LAST record.
+    /// </summary>
+    private static bool ReadScanGroup(ReadOnlySpan<byte> body, string ns, Dictionary<int, byte[]?> state, List<ScanRecord> records, HashSet<int> unavailable)
+    {
+        var position = 0;
+        while (position < body.Length)
+        {
+            var header = RecordParser.ReadHeader(body, ref position);
+            if (header.IsLast)
+            {
+                return header.ResultCode is ResultCode.Ok or ResultCode.KeyNotFound
+                    ? true
+                    : throw new AerospikeException(header.ResultCode, $"The scan ended with {header.ResultCode}.");
+            }
+
+            if (header.IsPartitionDone)
+            {
+                // The partition id travels in the generation slot; a non-zero code means "not here, ask again".
+                RecordParser.ReadFields(body, ref position, header.FieldCount, keep: false);
+                if (header.ResultCode == ResultCode.Ok)
+                {
+                    lock (state)
+                    {
+                        state.Remove(header.Generation);
+                    }
+                }
+                else
+                {
+                    unavailable.Add(header.Generation);
+                }
+
+                continue;
+            }
+
+            var (digest, set) = RecordParser.ReadFields(body, ref position, header.FieldCount, keep: true);
+            var record = RecordParser.ReadRecord(body, ref position, header);
+            if (digest is null)
+            {
+                throw new AerospikeException(ResultCode.ParseError, $"A scan record came without its digest. {header}");
+            }
+
+            var key = Key.FromDigest(ns, set, digest);
+            lock (state)
+            {
+                var partition = key.PartitionId;
+                if (state.ContainsKey(partition))
+                {
+                    state[partition] = digest;
+                }
+            }
+
+            records.Add(new ScanRecord(key, record));
+        }
+
+        return false;
+    }
+}
+
+/// <summary>One record of a scan: its key (digest, set) and the record.</summary>
+public sealed record ScanRecord(Key Key, Record Record);
