@@ -44,6 +44,24 @@ if [ -z "${AUDIENCE_TEST_POSTGRES:-}" ]; then
   export AUDIENCE_TEST_POSTGRES_RESTART="${sudo_prefix}pg_ctlcluster $cluster restart"
 fi
 
+# An Aerospike server for the client's tests: the development build beside the repository (../shared/aerospike), on a
+# free port, stopped on exit. AUDIENCE_TEST_AEROSPIKE=host:port points the tests at another one instead.
+if [ -z "${AUDIENCE_TEST_AEROSPIKE:-}" ]; then
+  aerospike="$root/../shared/aerospike/aerospike-server"
+  if [ -x "$aerospike" ]; then
+    log "Aerospike"
+    as_dir=$(mktemp -d)
+    as_port=3000
+    port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+    while port_busy "$as_port" || port_busy $((as_port + 1)) || port_busy $((as_port + 2)); do as_port=$((as_port + 10)); done
+    "$aerospike" start "$as_dir" "$as_port"
+    trap '"$aerospike" stop "$as_dir" >/dev/null 2>&1 || true; rm -rf "$as_dir"' EXIT
+    export AUDIENCE_TEST_AEROSPIKE="127.0.0.1:$as_port"
+  else
+    log "Aerospike: no server (../shared/aerospike not found); its tests are skipped"
+  fi
+fi
+
 log "restore"
 dotnet restore Audience.sln
 
