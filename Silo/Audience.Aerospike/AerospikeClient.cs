@@ -189,19 +189,26 @@ public sealed class AerospikeClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Truncates a set (or the namespace when <paramref name="set"/> is null). The server applies it across the cluster and
-    /// hides older records at once; the answer arrives when the receiving node has accepted it, which is all the protocol reports.
+    /// Truncates a set (or the namespace when <paramref name="set"/> is null): records last updated before now are deleted.
+    /// The server spreads the command through the cluster; for a set this waits until every node reports the new
+    /// <c>truncate_lut</c> and has finished deleting (<c>truncating=false</c>), which is as far as the protocol tells.
     /// </summary>
     public async Task TruncateAsync(string ns, string? set, CancellationToken cancellationToken = default)
     {
         // An explicit cut-off (nanoseconds since the Unix epoch) taken after the caller's writes completed.
-        var lut = (_time.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
+        var now = _time.GetUtcNow();
+        var lut = (now - DateTimeOffset.UnixEpoch).Ticks * 100;
         var command = set is null ? $"truncate-namespace:namespace={ns};lut={lut}" : $"truncate:namespace={ns};set={set};lut={lut}";
         var answer = await InfoAsync([command], null, cancellationToken).ConfigureAwait(false);
         var text = answer.GetValueOrDefault(command, "");
         if (!text.Equals("ok", StringComparison.OrdinalIgnoreCase))
         {
             throw new AerospikeException(ResultCode.ServerError, $"Truncate of {ns}/{set} failed: {text}");
+        }
+
+        if (set is not null)
+        {
+            await WaitForTruncateAsync(ns, set, (long)(now - Record.Epoch).TotalMilliseconds, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -226,6 +233,42 @@ public sealed class AerospikeClient : IAsyncDisposable
     {
         await _cluster.DisposeAsync().ConfigureAwait(false);
         _metrics.Dispose();
+    }
+
+    /// <summary>Polls <c>sets/ns/set</c> on every node until its truncate_lut (ms since 2010) reaches the cut-off and it is no longer truncating.</summary>
+    private async Task WaitForTruncateAsync(string ns, string set, long cutoff, CancellationToken cancellationToken)
+    {
+        var command = $"sets/{ns}/{set}";
+        var deadline = _time.GetTimestamp();
+        foreach (var node in _cluster.Nodes)
+        {
+            while (true)
+            {
+                var info = await node.InfoAsync([command], _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                var text = info.GetValueOrDefault(command, "");
+                var at = text.IndexOf("truncate_lut=", StringComparison.Ordinal);
+                if (at < 0)
+                {
+                    // The node holds nothing of the set.
+                    break;
+                }
+
+                var value = text[(at + "truncate_lut=".Length)..];
+                var end = value.IndexOfAny([':', ';']);
+                if (long.TryParse(end < 0 ? value : value[..end], out var truncated) && truncated >= cutoff
+                    && !text.Contains("truncating=true", StringComparison.Ordinal))
+                {
+                    break;
+                }
+
+                if (_time.GetElapsedTime(deadline) > TimeSpan.FromSeconds(10))
+                {
+                    throw new AerospikeException(ResultCode.Timeout, $"Node {node} did not report the truncate of {ns}/{set} within 10 s.") { Node = node.Name };
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     private static Record? ReadRecordOrNull(in RecordHeader header, ReadOnlySpan<byte> body, int position) => header.ResultCode switch
