@@ -211,6 +211,12 @@ public class ClientTests(AerospikeFixture fixture)
         }
 
         Assert.Equal(["n"], some[1]!.Bins.Keys);
+        await using (var splitting = await AerospikeClient.ConnectAsync(new AerospikeClientOptions { Hosts = fixture.Hosts!, MaxBatchKeys = 700 }))
+        {
+            var split = await splitting.GetManyAsync(keys);
+            Assert.Equal(all.Select(r => r?["n"]), split.Select(r => r?["n"]));
+        }
+
         await client.TruncateAsync(Ns, set);
     }
 
