@@ -600,6 +600,8 @@ public sealed class AerospikeClient : IAsyncDisposable
                     ArrayPool<byte>.Shared.Return(body);
                 }
 
+                // The socket timeout covers waiting on the server, not on a slow consumer.
+                cts.CancelAfter(Timeout.InfiniteTimeSpan);
                 foreach (var record in records)
                 {
                     await writer.WriteAsync(record, cancellationToken).ConfigureAwait(false);
