@@ -51,7 +51,7 @@ public sealed class AerospikeException : Exception
     /// <summary>Failures worth retrying on another attempt: the network, timeouts, hot keys, overload, a partition in migration.</summary>
     internal static bool IsRetryable(ResultCode code) => code is ResultCode.NetworkError or ResultCode.Timeout
         or ResultCode.KeyBusy or ResultCode.DeviceOverload or ResultCode.PartitionUnavailable
-        or ResultCode.InvalidNode or ResultCode.NoMoreConnections;
+        or ResultCode.InvalidNode;
 
     public override string Message => Node is null ? base.Message : $"{base.Message} (node {Node}, attempts {Attempts}{(InDoubt ? ", in doubt" : "")})";
 

@@ -5,9 +5,6 @@ namespace Audience.Aerospike;
 /// </summary>
 public enum ResultCode
 {
-    /// <summary>The client gave up waiting for a connection from a full pool.</summary>
-    NoMoreConnections = -7,
-
     /// <summary>The cluster has no node that serves the partition (or no node at all).</summary>
     InvalidNode = -3,
 

@@ -4,8 +4,8 @@ using Audience.Testing;
 namespace Audience.Silo.Tests;
 
 /// <summary>
-/// What every profile store must do, run against each implementation: the embedded SQLite one and the PostgreSQL one
-/// shared by several silos.
+/// What every profile store must do, run against each implementation: the embedded SQLite one, and the PostgreSQL and
+/// Aerospike ones shared by several silos (skipped where no Aerospike server is named).
 /// </summary>
 public abstract class ProfileStoreContract : IDisposable
 {
@@ -16,7 +16,7 @@ public abstract class ProfileStoreContract : IDisposable
         new(new ProfileRecord { UserId = user, Partition = partition, LastSeq = seq, NextDue = due, Data = [1, 2, (byte)seq], Generation = expected },
             expected, memberships ?? [], history ?? [], archive, 10);
 
-    [Fact]
+    [SkippableFact]
     public async Task A_written_record_reads_back_with_its_bins_and_next_generation()
     {
         Assert.Null(await Store.ReadAsync("u1"));
@@ -30,7 +30,7 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.Equal((9L, (long?)null, 2L), (read.LastSeq, read.NextDue, read.Generation));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_stale_generation_writes_nothing_of_that_record_and_the_rest_of_the_batch_lands()
     {
         await Store.WriteAsync([Write("a", 1, 0), Write("b", 1, 0)]);
@@ -47,7 +47,7 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.Empty(await Store.HistoryAsync("a", 0, 10));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Several_records_read_at_once_and_absent_ones_are_left_out()
     {
         await Store.WriteAsync([Write("x", 3, 0), Write("y", 4, 0)]);
@@ -57,7 +57,7 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.Empty(await Store.ReadManyAsync([]));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_membership_index_follows_the_last_change_of_each_user_and_pages_by_user()
     {
         await Store.WriteAsync([
@@ -74,7 +74,7 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.Equal(1, await Store.CountMembersAsync("other"));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task History_chunks_read_back_in_order_from_a_chunk_on()
     {
         await Store.WriteAsync([Write("h", 1, 0, history: [new HistoryChunk(0, [0]), new HistoryChunk(1, [1])])]);
@@ -84,7 +84,7 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.Empty(await Store.HistoryAsync("nobody", 0, 10));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_claim_fences_the_previous_owner_and_keeps_the_checkpoint()
     {
         var first = await Store.ClaimPartitionAsync(3);
@@ -99,7 +99,7 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.Equal(0, (await Store.ClaimPartitionAsync(4)).Checkpoint);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Due_users_come_earliest_first_per_partition_and_scans_page_by_user_id()
     {
         await Store.WriteAsync([Write("d1", 1, 0, due: 300), Write("d2", 1, 0, due: 100), Write("d3", 1, 0), Write("d4", 1, 0, due: 50, partition: 2)]);
@@ -111,7 +111,7 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.Equal(["d3"], (await Store.ScanAsync(1, "d2", 2)).Select(r => r.UserId));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Completed_backfills_are_recorded_per_partition_and_forgotten_on_deletion()
     {
         Assert.Empty(await Store.BackfilledVersionsAsync(1));
@@ -157,7 +157,7 @@ public sealed class PostgresProfileStoreTests : ProfileStoreContract
 
     protected override IProfileStore Store { get; }
 
-    [Fact]
+    [SkippableFact]
     public async Task Archived_events_read_back_by_user_up_to_a_sequence_number_and_are_pruned_by_time()
     {
         ArchivedEvent Event(long seq, long at) => new(seq, at, [(byte)'{', (byte)seq, (byte)'}']);
@@ -174,7 +174,7 @@ public sealed class PostgresProfileStoreTests : ProfileStoreContract
             new(new ProfileRecord { UserId = user, LastSeq = seq, Data = [1] }, expected, [], [], archive, 1);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Processes_that_start_at_once_migrate_the_schema_once()
     {
         using var fresh = new TestDatabase();
@@ -189,5 +189,84 @@ public sealed class PostgresProfileStoreTests : ProfileStoreContract
     {
         _postgres.Dispose();
         _database.Dispose();
+    }
+}
+
+/// <summary>The contract on the Aerospike server named by AUDIENCE_TEST_AEROSPIKE (scripts/test.sh starts one); each test on sets of its own.</summary>
+public sealed class AerospikeProfileStoreTests : ProfileStoreContract, IAsyncLifetime
+{
+    private static readonly string? Hosts = Environment.GetEnvironmentVariable("AUDIENCE_TEST_AEROSPIKE");
+    private readonly Microsoft.Extensions.Time.Testing.FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
+    private readonly AerospikeProfileStore? _store;
+
+    public AerospikeProfileStoreTests()
+    {
+        if (!string.IsNullOrWhiteSpace(Hosts))
+        {
+            _store = new AerospikeProfileStore(new AerospikeStoreOptions
+            {
+                Hosts = Hosts,
+                SetPrefix = $"t{Guid.NewGuid():N}"[..13] + "-",
+                TotalTimeout = TimeSpan.FromSeconds(5),
+                SocketTimeout = TimeSpan.FromSeconds(5),
+                MemberBuckets = 8,
+                DirectoryBuckets = 4,
+            }, TimeSpan.FromDays(91), _clock);
+        }
+    }
+
+    protected override IProfileStore Store => _store ?? throw new SkipException("set AUDIENCE_TEST_AEROSPIKE or run scripts/test.sh, which starts ../shared/aerospike");
+
+    [SkippableFact]
+    public async Task Archived_events_read_back_by_user_up_to_a_sequence_number_and_expire_with_the_retention()
+    {
+        var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        ArchivedEvent Event(long seq, long at) => new(seq, at, [(byte)'{', (byte)seq, (byte)'}']);
+        await Store.WriteAsync([Write("ar", 2, 0, EventArchive.Encode([Event(1, now - (3 * 86_400_000)), Event(2, now - (3 * 86_400_000))]))]);
+        await Store.WriteAsync([Write("ar", 5, 1, EventArchive.Encode([Event(5, now)]))]);
+        Assert.Equal([1L, 2L, 5L], (await Store.ArchiveAsync("ar", 10, 0)).Select(e => e.Seq));
+        Assert.Equal([1L, 2L], (await Store.ArchiveAsync("ar", 4, 0)).Select(e => e.Seq));
+        var kept = await Store.ArchiveAsync("ar", 10, now - 86_400_000);
+        Assert.Equal(new[] { (byte)'{', (byte)5, (byte)'}' }, Assert.Single(kept).Json);
+        Assert.Empty(await Store.ArchiveAsync("nobody", 10, 0));
+
+        static ProfileWrite Write(string user, long seq, long expected, ArchiveChunk archive) =>
+            new(new ProfileRecord { UserId = user, LastSeq = seq, Data = [1] }, expected, [], [], archive, 1);
+    }
+
+    [SkippableFact]
+    public async Task A_segment_spread_over_buckets_pages_in_user_order()
+    {
+        var users = Enumerable.Range(0, 300).Select(i => $"user-{i:D4}").ToList();
+        await Store.WriteAsync([.. users.Select(u => new ProfileWrite(new ProfileRecord { UserId = u, Partition = 1, LastSeq = 1, Data = [1] }, 0,
+            [new MembershipDelta("big", 7)], [], null, 1))]);
+        Assert.Equal(300, await Store.CountMembersAsync("big"));
+        var seen = new List<string>();
+        var after = string.Empty;
+        IReadOnlyList<MembershipRow> page;
+        while ((page = await Store.MembersAsync("big", after, 70)).Count > 0)
+        {
+            seen.AddRange(page.Select(m => m.UserId));
+            after = page[^1].UserId;
+        }
+
+        Assert.Equal(users, seen);
+        Assert.Equal(users.Take(50), (await Store.ScanAsync(1, string.Empty, 50)).Select(r => r.UserId));
+        Assert.Equal(300, await Store.CountUsersAsync(1));
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_store is not null)
+        {
+            await _store.DisposeAsync();
+        }
+    }
+
+    public override void Dispose()
+    {
+        // The client closes in DisposeAsync.
     }
 }

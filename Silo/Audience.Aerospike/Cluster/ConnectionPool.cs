@@ -4,14 +4,15 @@ namespace Audience.Aerospike.Cluster;
 
 /// <summary>
 /// A node's connections: idle ones on a stack (the most recently used first, so the rest age out and get trimmed),
-/// and a count of all open ones bounded by the pool size. No locks: the stack is lock-free and the count is interlocked.
+/// and at most the pool size in use at once. A command that finds them all in use waits for one, within its own
+/// timeout (a burst of commands queues instead of failing). The idle stack is lock-free.
 /// </summary>
 internal sealed class ConnectionPool : IDisposable
 {
     private readonly ConcurrentStack<Connection> _idle = new();
+    private readonly SemaphoreSlim _inUse;
     private readonly string _host;
     private readonly int _port;
-    private readonly int _maxSize;
     private readonly TimeProvider _time;
     private int _open;
     private bool _disposed;
@@ -20,34 +21,43 @@ internal sealed class ConnectionPool : IDisposable
     {
         _host = host;
         _port = port;
-        _maxSize = maxSize;
         _time = time;
+        _inUse = new SemaphoreSlim(maxSize, maxSize);
     }
 
     public int Open => Volatile.Read(ref _open);
 
     public int Idle => _idle.Count;
 
+    /// <summary>
+    /// A connection for one command: an idle one, or a new one; when <c>maxSize</c> are in use, waits for one to come
+    /// back (cancelled with the command's timeout, which the caller reports as such).
+    /// </summary>
     public async ValueTask<Connection> RentAsync(CancellationToken cancellationToken)
     {
-        if (_idle.TryPop(out var connection))
-        {
-            return connection;
-        }
-
-        if (Interlocked.Increment(ref _open) > _maxSize)
-        {
-            Interlocked.Decrement(ref _open);
-            throw new AerospikeException(ResultCode.NoMoreConnections, $"All {_maxSize} connections to {_host}:{_port} are busy.");
-        }
-
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+        await _inUse.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await Connection.OpenAsync(_host, _port, _time.GetTimestamp(), cancellationToken).ConfigureAwait(false);
+            if (_idle.TryPop(out var connection))
+            {
+                return connection;
+            }
+
+            Interlocked.Increment(ref _open);
+            try
+            {
+                return await Connection.OpenAsync(_host, _port, _time.GetTimestamp(), cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                Interlocked.Decrement(ref _open);
+                throw;
+            }
         }
         catch
         {
-            Interlocked.Decrement(ref _open);
+            _inUse.Release();
             throw;
         }
     }
@@ -63,9 +73,17 @@ internal sealed class ConnectionPool : IDisposable
 
         connection.LastUsed = _time.GetTimestamp();
         _idle.Push(connection);
+        _inUse.Release();
     }
 
+    /// <summary>Closes a rented connection that failed or timed out mid-command.</summary>
     public void Discard(Connection connection)
+    {
+        Close(connection);
+        _inUse.Release();
+    }
+
+    private void Close(Connection connection)
     {
         connection.Dispose();
         Interlocked.Decrement(ref _open);
@@ -79,7 +97,7 @@ internal sealed class ConnectionPool : IDisposable
         {
             if (_time.GetElapsedTime(connection.LastUsed) > maxIdle)
             {
-                Discard(connection);
+                Close(connection);
             }
             else
             {
@@ -98,7 +116,7 @@ internal sealed class ConnectionPool : IDisposable
         Volatile.Write(ref _disposed, true);
         while (_idle.TryPop(out var connection))
         {
-            Discard(connection);
+            Close(connection);
         }
     }
 }

@@ -62,7 +62,7 @@ public sealed partial class PartitionGrain(
 
             DeactivateOnIdle();
         }
-        else if (Home() is { } home && home != local.SiloAddress)
+        else if (Home() is { } home && !home.Equals(local.SiloAddress))
         {
             // A migration, not a deactivation: the directory passes from this activation to the new one in one step,
             // so a ping that still finds this silo in some caller's cache is forwarded to the new home instead of

@@ -92,7 +92,7 @@ public sealed partial class UserGrain(
 
     public async Task<bool> Apply(EventBatch batch)
     {
-        if (batch.Reader != local.SiloAddress)
+        if (!batch.Reader.Equals(local.SiloAddress))
         {
             metrics.RemoteCall();
             DeactivateOnIdle();

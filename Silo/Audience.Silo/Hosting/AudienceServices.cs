@@ -20,7 +20,8 @@ namespace Audience.Silo.Hosting;
 /// How this process is deployed, read from configuration: embedded (one process, SQLite, in-process log) or
 /// Kafka mode (<c>Kafka:BootstrapServers</c> set; Api and Silo processes, segments in PostgreSQL).
 /// </summary>
-public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectionString, string ProfileStoreKind, OrleansOptions Orleans)
+public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectionString, string ProfileStoreKind, OrleansOptions Orleans,
+    AerospikeStoreOptions? Aerospike = null)
 {
     public bool IsKafka => Kafka is not null;
 
@@ -64,10 +65,16 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
             }
         }
 
-        var kind = configuration["ProfileStore:Kind"] ?? (postgres is null ? "embedded" : "postgres");
-        if (kind is not ("embedded" or "postgres"))
+        var aerospike = ReadAerospike(configuration);
+        var kind = configuration["ProfileStore:Kind"] ?? (aerospike is not null ? "aerospike" : postgres is null ? "embedded" : "postgres");
+        if (kind is not ("embedded" or "postgres" or "aerospike"))
         {
-            throw new ConfigurationException("ProfileStore:Kind", $"'embedded' or 'postgres', not '{kind}'");
+            throw new ConfigurationException("ProfileStore:Kind", $"'embedded', 'postgres' or 'aerospike', not '{kind}'");
+        }
+
+        if (kind == "aerospike" && aerospike is null)
+        {
+            throw new ConfigurationException("Aerospike:Hosts", "the Aerospike seed nodes (host:port,...), because ProfileStore:Kind is 'aerospike'");
         }
 
         if (kind == "postgres" && postgres is null)
@@ -83,7 +90,7 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
                     "the Kafka brokers (host:port,...): the Silo runs as its own process only in Kafka mode; embedded, run Api/Audience.Api alone");
             }
 
-            return new AudienceMode(null, postgres, kind, orleans);
+            return new AudienceMode(null, postgres, kind, orleans, aerospike);
         }
 
         var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
@@ -100,13 +107,37 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
                 "a connection string: in Kafka mode every Api and Silo process reads segment definitions from PostgreSQL");
         }
 
-        if (kind != "postgres")
+        if (kind == "embedded")
         {
             throw new ConfigurationException("ProfileStore:Kind",
-                "'postgres' in Kafka mode: every Silo reads and writes the same profiles as users move between them, and the Api answers from them");
+                "'aerospike' or 'postgres' in Kafka mode: every Silo reads and writes the same profiles as users move between them, and the Api answers from them");
         }
 
-        return new AudienceMode(kafka, postgres, kind, orleans);
+        return new AudienceMode(kafka, postgres, kind, orleans, aerospike);
+    }
+
+    /// <summary>The Aerospike settings, when <c>Aerospike:Hosts</c> is set.</summary>
+    private static AerospikeStoreOptions? ReadAerospike(IConfiguration configuration)
+    {
+        var section = configuration.GetSection("Aerospike");
+        if (string.IsNullOrWhiteSpace(section["Hosts"]))
+        {
+            return null;
+        }
+
+        AerospikeStoreOptions options;
+        try
+        {
+            options = section.Get<AerospikeStoreOptions>() ?? new AerospikeStoreOptions();
+            options.Validate();
+            options.Client().Validate();
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new ConfigurationException("Aerospike", $"valid ({e.Message})");
+        }
+
+        return options;
     }
 }
 
@@ -160,7 +191,12 @@ public static class AudienceServices
             });
         }
 
-        if (mode.ProfileStoreKind == "postgres")
+        if (mode.ProfileStoreKind == "aerospike")
+        {
+            services.AddSingleton<IProfileStore>(sp => new AerospikeProfileStore(mode.Aerospike!, sp.GetRequiredService<SiloOptions>().EventRetention,
+                sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<ILogger<AerospikeProfileStore>>()));
+        }
+        else if (mode.ProfileStoreKind == "postgres")
         {
             services.AddSingleton<IProfileStore>(sp => new PostgresProfileStore(sp.GetRequiredService<PostgresDatabase>().DataSource));
         }

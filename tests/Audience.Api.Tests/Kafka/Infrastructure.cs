@@ -62,7 +62,7 @@ internal sealed class SiloProcess : IDisposable
     private readonly Process _process;
     private readonly System.Text.StringBuilder _log = new();
 
-    public SiloProcess(string bootstrap, string postgres, string name)
+    public SiloProcess(string bootstrap, string postgres, string name, IReadOnlyDictionary<string, string>? settings = null)
     {
         var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "Audience.Silo.dll")])
         {
@@ -74,6 +74,11 @@ internal sealed class SiloProcess : IDisposable
         start.Environment["Orleans__AdvertisedIPAddress"] = "127.0.0.1";
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         start.Environment["Logging__Console__FormatterName"] = "simple";
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
+
         _process = Process.Start(start)!;
         _process.OutputDataReceived += (_, e) => Append(name, e.Data);
         _process.ErrorDataReceived += (_, e) => Append(name, e.Data);

@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Audience.Testing;
+
+namespace Audience.Api.Tests.Kafka;
+
+/// <summary>
+/// Production mode with the profiles in Aerospike: Silo processes, the Api in process, the Kafka mock cluster,
+/// PostgreSQL for segments and the cluster tables, and the Aerospike server named by AUDIENCE_TEST_AEROSPIKE
+/// (scripts/test.sh starts one from ../shared/aerospike); each test on sets of its own. Skipped without a server.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class AerospikeModeTests : IDisposable
+{
+    private const string SkipReason = "set AUDIENCE_TEST_AEROSPIKE or run scripts/test.sh, which starts ../shared/aerospike";
+
+    private readonly MockKafka _kafka = new();
+    private readonly TestDatabase _database = new();
+    private readonly string _sets = $"a{Guid.NewGuid():N}"[..12] + "-";
+
+    private Dictionary<string, string> Settings(string hosts) => new()
+    {
+        ["Kafka:BootstrapServers"] = _kafka.Bootstrap,
+        ["Postgres:ConnectionString"] = _database.ConnectionString,
+        ["Aerospike:Hosts"] = hosts,
+        ["Aerospike:SetPrefix"] = _sets,
+    };
+
+    private static string Server()
+    {
+        var hosts = Environment.GetEnvironmentVariable("AUDIENCE_TEST_AEROSPIKE");
+        Skip.If(string.IsNullOrWhiteSpace(hosts), SkipReason);
+        return hosts!;
+    }
+
+    [SkippableFact]
+    public async Task Seed_004_demo_flow_keeps_profiles_and_members_in_Aerospike()
+    {
+        var settings = Settings(Server());
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo", settings);
+        using var api = new AudienceFactory(settings);
+        var segmentId = await api.Http.CreateSegment(new { name = "Demo VIP Users", rule = "totalSpent > 1000" });
+        var amounts = new Dictionary<string, int>();
+        var random = new Random(4);
+        for (var i = 1; i <= 10; i++)
+        {
+            var amount = random.Next(500, 2500);
+            amounts[$"demo-user-{i}"] = amount;
+            await api.Http.Send($"demo-user-{i}", "purchase", new { amount, category = "electronics" });
+        }
+
+        foreach (var (user, amount) in amounts)
+        {
+            await Http.Eventually(async () => (await api.Http.SegmentsOf(user)).Contains(segmentId) == amount > 1000, $"{user} ({amount}) is placed\n{silo.Log}", 60_000);
+        }
+
+        var vips = amounts.Where(a => a.Value > 1000).Select(a => a.Key).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(vips, _kafka.Read("user-segments").Select(c => c.Key).Order(StringComparer.Ordinal));
+        Assert.Equal(10, _kafka.Read("orders-analytics").Count);
+
+        // Members and size come from the membership index in Aerospike, written behind within a second.
+        await Http.Eventually(async () => (await (await api.Http.GetAsync($"/api/segments/{segmentId}/size")).Json()).GetProperty("size").GetInt64() == vips.Count,
+            "the size counts every VIP", 15_000);
+        var members = await (await api.Http.GetAsync($"/api/segments/{segmentId}/members?limit=3")).Json();
+        Assert.Equal(vips.Take(3), members.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("userId").GetString()));
+        var profile = await (await api.Http.GetAsync($"/api/users/{vips[0]}/profile")).Json();
+        Assert.Equal(amounts[vips[0]], profile.GetProperty("totalSpent").GetDecimal());
+    }
+
+    [SkippableFact]
+    public async Task A_Silo_killed_mid_stream_loses_nothing_acknowledged()
+    {
+        var settings = Settings(Server());
+        using var first = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "first", settings);
+        using var second = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "second", settings);
+        using var api = new AudienceFactory(settings);
+        await Http.Eventually(() => Task.FromResult(first.Log.Contains("starts reading", StringComparison.Ordinal)
+            && second.Log.Contains("starts reading", StringComparison.Ordinal)), "both Silos read partitions", 60_000);
+
+        var expected = await SendPurchases(api, batches: 12, seed: 21, before: batch =>
+        {
+            if (batch == 6)
+            {
+                first.Kill();
+            }
+
+            return Task.CompletedTask;
+        });
+        await AssertProfiles(api, expected, second);
+    }
+
+    [SkippableFact]
+    public async Task Aerospike_restarted_mid_stream_loses_nothing_acknowledged()
+    {
+        Server();
+        var script = ServerScript();
+        Skip.If(script is null, "../shared/aerospike is not beside the repository: no server of its own to restart");
+        var directory = Path.Combine(Path.GetTempPath(), "audience-as-" + Guid.NewGuid().ToString("N")[..8]);
+        var port = FreePortTriple();
+        await RunScript(script!, "start", directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        try
+        {
+            var settings = Settings($"127.0.0.1:{port}");
+            using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo", settings);
+            using var api = new AudienceFactory(settings);
+            await Http.Eventually(() => Task.FromResult(silo.Log.Contains("starts reading", StringComparison.Ordinal)), "the Silo reads", 60_000);
+
+            // SIGTERM, then the same data file again: acknowledged writes survive, and the Silo waits meanwhile.
+            var expected = await SendPurchases(api, batches: 10, seed: 33, before: batch => batch switch
+            {
+                4 => RunScript(script!, "stop", directory),
+                6 => RunScript(script!, "start", directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                _ => Task.CompletedTask,
+            });
+            await AssertProfiles(api, expected, silo);
+            Assert.False(silo.HasExited);
+        }
+        finally
+        {
+            await RunScript(script!, "stop", directory);
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>Batches of 50 purchases of 40 users, each acknowledged; <paramref name="before"/> acts before each batch.</summary>
+    private static async Task<Dictionary<string, (long Count, decimal Spent)>> SendPurchases(AudienceFactory api, int batches, int seed, Func<int, Task> before)
+    {
+        var random = new Random(seed);
+        var expected = new Dictionary<string, (long Count, decimal Spent)>();
+        for (var b = 0; b < batches; b++)
+        {
+            await before(b);
+            var batch = Enumerable.Range(0, 50).Select(_ =>
+            {
+                var user = $"user-{random.Next(40)}";
+                var amount = random.Next(1, 40);
+                var (count, spent) = expected.GetValueOrDefault(user);
+                expected[user] = (count + 1, spent + amount);
+                return new { userId = user, eventType = "purchase", properties = new { amount } };
+            }).ToList();
+            var response = await api.Http.PostJson("/api/events/batch", JsonSerializer.Serialize(batch));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            await Task.Delay(100);
+        }
+
+        return expected;
+    }
+
+    private static async Task AssertProfiles(AudienceFactory api, Dictionary<string, (long Count, decimal Spent)> expected, SiloProcess silo)
+    {
+        foreach (var (user, (count, spent)) in expected)
+        {
+            await Http.Eventually(async () =>
+            {
+                var response = await api.Http.GetAsync($"/api/users/{user}/profile");
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    return false;
+                }
+
+                var json = await response.Json();
+                var seen = (json.GetProperty("eventCount").GetInt64(), json.GetProperty("totalSpent").GetDecimal());
+                Assert.True(seen.Item1 <= count, $"{user} counted {seen.Item1} events of {count}: applied twice");
+                return seen == (count, spent);
+            }, $"{user} has {count} events and {spent} spent\n{silo.Log}", 120_000);
+        }
+    }
+
+    /// <summary>The development server script beside the repository (../shared/aerospike), or null.</summary>
+    private static string? ServerScript()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Audience.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        var script = directory is null ? null : Path.GetFullPath(Path.Combine(directory.FullName, "..", "shared", "aerospike", "aerospike-server"));
+        return script is not null && File.Exists(script) ? script : null;
+    }
+
+    private static async Task RunScript(string script, params string[] arguments)
+    {
+        var info = new ProcessStartInfo(script) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        info.Environment["AEROSPIKE_STORAGE"] = "file";
+        info.Environment["AEROSPIKE_DATA_SIZE"] = "512M";
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(process.ExitCode == 0, $"aerospike-server {string.Join(' ', arguments)} failed: {await output}{await error}");
+    }
+
+    /// <summary>A port whose next two (fabric, heartbeat) are free too.</summary>
+    private static int FreePortTriple()
+    {
+        for (var port = 28000 + Random.Shared.Next(0, 3000); ; port += 3)
+        {
+            if (IsFree(port) && IsFree(port + 1) && IsFree(port + 2))
+            {
+                return port;
+            }
+        }
+
+        static bool IsFree(int port)
+        {
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _kafka.Dispose();
+        _database.Dispose();
+    }
+}
