@@ -140,6 +140,34 @@ public sealed class AerospikeClient : IAsyncDisposable
     }
 
     /// <summary>
+    /// Applies operations to many records with the batch-index protocol (batch operate, server 6.0 and later): records are grouped
+    /// by the node that masters them, split into requests of at most <see cref="AerospikeClientOptions.MaxBatchKeys"/>, sent
+    /// concurrently; one round trip per request instead of one per record. Each record's operations are atomic on that record,
+    /// with its own policy; the batch as a whole is not. Results are in input order with each record's own result code (a
+    /// generation mismatch or a missing record fails that record only). A request is retried only if it was never sent: once
+    /// sent, its writes are in doubt and the failure is thrown (<see cref="AerospikeException.InDoubt"/>).
+    /// </summary>
+    public async Task<BatchResult[]> OperateManyAsync(IReadOnlyList<BatchWrite> writes, Policy? policy = null, CancellationToken cancellationToken = default)
+    {
+        var start = _time.GetTimestamp();
+        var results = new BatchResult[writes.Count];
+        var all = new int[writes.Count];
+        for (var i = 0; i < all.Length; i++)
+        {
+            if (writes[i].Operations.Count == 0)
+            {
+                throw new ArgumentException("Each record of a batch operate needs at least one operation.", nameof(writes));
+            }
+
+            all[i] = i;
+        }
+
+        await OperateBatchAsync(writes, all, policy, results, 0, cancellationToken).ConfigureAwait(false);
+        _metrics.Completed("batch_operate", start, _time);
+        return results;
+    }
+
+    /// <summary>
     /// Scans the given partitions (all 4096 when null) of a namespace and set, streaming records as they come.
     /// Each node's partitions are scanned concurrently; a partition the server reports unavailable, or whose node failed,
     /// is scanned again from after the last digest seen, so every record is returned once.
@@ -475,6 +503,134 @@ public sealed class AerospikeClient : IAsyncDisposable
 
         await Task.Delay(_options.RetryBackoff * (1 << attempt), _time, cancellationToken).ConfigureAwait(false);
         await GetBatchAsync(keys, indexes, bins, policy, results, attempt + 1, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task OperateBatchAsync(IReadOnlyList<BatchWrite> writes, IReadOnlyList<int> indexes, Policy? policy, BatchResult[] results, int attempt,
+        CancellationToken cancellationToken)
+    {
+        var groups = new Dictionary<Node, List<int>>();
+        foreach (var index in indexes)
+        {
+            var key = writes[index].Key;
+            var node = _cluster.GetNode(key.Namespace, key.PartitionId, 0)
+                ?? throw new AerospikeException(ResultCode.InvalidNode, $"No node serves {key.Namespace} partition {key.PartitionId}.");
+            if (!groups.TryGetValue(node, out var list))
+            {
+                groups[node] = list = [];
+            }
+
+            list.Add(index);
+        }
+
+        var tasks = new List<Task>();
+        foreach (var (node, list) in groups)
+        {
+            foreach (var chunk in list.Chunk(_options.MaxBatchKeys))
+            {
+                tasks.Add(OperateBatchChunkAsync(node, writes, chunk, policy, results, attempt, cancellationToken));
+            }
+        }
+
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+    }
+
+    private async Task OperateBatchChunkAsync(Node node, IReadOnlyList<BatchWrite> writes, int[] indexes, Policy? policy, BatchResult[] results, int attempt,
+        CancellationToken cancellationToken)
+    {
+        var total = policy?.TotalTimeout ?? _options.TotalTimeout;
+        var socket = policy?.SocketTimeout ?? _options.SocketTimeout;
+        var maxRetries = policy?.MaxRetries ?? _options.MaxRetries;
+        using var request = new MessageBuffer(indexes.Length * 128 + 64);
+        CommandWriter.WriteBatchOperate(request, writes, indexes, (int)total.TotalMilliseconds);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(total);
+        Connection? connection = null;
+        var sent = false;
+        AerospikeException failure;
+        try
+        {
+            connection = await node.Pool.RentAsync(cts.Token).ConfigureAwait(false);
+            sent = true;
+            await connection.SendAsync(request.WrittenMemory, cts.Token).ConfigureAwait(false);
+            var done = false;
+            while (!done)
+            {
+                cts.CancelAfter(socket < total ? socket : total);
+                var (_, body, length) = await connection.ReadMessageAsync(cts.Token).ConfigureAwait(false);
+                try
+                {
+                    done = ReadBatchResults(body.AsSpan(0, length), results);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(body);
+                }
+            }
+
+            node.Pool.Return(connection);
+            return;
+        }
+        catch (Exception ex) when (ex is AerospikeException or SocketException or IOException or OperationCanceledException)
+        {
+            if (connection is not null)
+            {
+                node.Pool.Discard(connection);
+            }
+
+            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            var code = ex switch
+            {
+                AerospikeException a => a.ResultCode,
+                OperationCanceledException => ResultCode.Timeout,
+                _ => ResultCode.NetworkError,
+            };
+            failure = new AerospikeException(code, $"Aerospike batch operate of {indexes.Length} records failed: {ex.Message}", ex)
+            {
+                Node = node.Name,
+                Attempts = attempt + 1,
+                InDoubt = sent,
+            };
+        }
+
+        _metrics.Error("batch_operate", failure.ResultCode);
+        if (sent || !AerospikeException.IsRetryable(failure.ResultCode) || attempt >= maxRetries)
+        {
+            throw failure;
+        }
+
+        await Task.Delay(_options.RetryBackoff * (1 << attempt), _time, cancellationToken).ConfigureAwait(false);
+        await OperateBatchAsync(writes, indexes, policy, results, attempt + 1, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads one proto message of a batch operate's answer, each record's result code at its index; true at the LAST record.</summary>
+    private static bool ReadBatchResults(ReadOnlySpan<byte> body, BatchResult[] results)
+    {
+        var position = 0;
+        while (position < body.Length)
+        {
+            var header = RecordParser.ReadHeader(body, ref position);
+            if (header.IsLast)
+            {
+                return header.ResultCode is ResultCode.Ok or ResultCode.KeyNotFound
+                    ? true
+                    : throw new AerospikeException(header.ResultCode, $"The batch ended with {header.ResultCode}.");
+            }
+
+            RecordParser.ReadFields(body, ref position, header.FieldCount, keep: false);
+            var record = RecordParser.ReadRecord(body, ref position, header);
+            if ((uint)header.BatchIndex >= (uint)results.Length)
+            {
+                throw new AerospikeException(ResultCode.ParseError, $"Batch index {header.BatchIndex} is out of range.");
+            }
+
+            results[header.BatchIndex] = new BatchResult(header.ResultCode, header.ResultCode == ResultCode.Ok ? record : null);
+        }
+
+        return false;
     }
 
     /// <summary>Reads one proto message of a batch answer; true at the LAST record.</summary>

@@ -221,6 +221,40 @@ public class ClientTests(AerospikeFixture fixture)
     }
 
     [SkippableFact]
+    public async Task OperateMany_PerRecordPoliciesAndMapOps_EachRecordAnswersAtItsIndex()
+    {
+        var client = fixture.Require();
+        var set = AerospikeFixture.UniqueSet("batchop");
+        var keys = Enumerable.Range(0, 3000).Select(i => new Key(Ns, set, $"u{i}")).ToArray();
+        await client.PutAsync(keys[1], new Dictionary<string, object?> { ["n"] = 1L });
+        var created = await client.OperateManyAsync([.. keys.Select((k, i) => new BatchWrite(k,
+            [Operation.Put("n", (long)i), MapOperation.Put("m", "k", (long)i), MapOperation.Size("m")],
+            new WritePolicy { RecordExistsAction = RecordExistsAction.CreateOnly, Ttl = 3600 }))]);
+
+        Assert.Equal(ResultCode.RecordExists, created[1].ResultCode);
+        Assert.All(created.Where((_, i) => i != 1), r => Assert.True(r.IsOk));
+        Assert.Equal(1, created[2999].Record!.Generation);
+        Assert.NotNull(created[2999].Record!.Expiration);
+        Assert.Equal(1L, created[5].Record!.Results[2].Value);
+
+        var updated = await client.OperateManyAsync([.. keys.Take(10).Select((k, i) => new BatchWrite(k,
+            [Operation.Add("n", 100), Operation.Get("n")], WritePolicy.ExpectGeneration(i == 3 ? 7 : 1)))]);
+        await using (var splitting = await AerospikeClient.ConnectAsync(new AerospikeClientOptions { Hosts = fixture.Hosts!, MaxBatchKeys = 700 }))
+        {
+            var split = await splitting.OperateManyAsync([.. keys.Select(k => new BatchWrite(k, [Operation.Add("n", 1000)]))]);
+            Assert.All(split, r => Assert.True(r.IsOk));
+        }
+
+        var read = await client.GetManyAsync(keys);
+        Assert.Equal(ResultCode.GenerationError, updated[3].ResultCode);
+        Assert.Equal(104L, updated[4].Record!["n"]);
+        Assert.Equal(1104L, read[4]!["n"]);
+        Assert.Equal(1003L, read[3]!["n"]);
+        Assert.Equal(3999L, read[2999]!["n"]);
+        await client.TruncateAsync(Ns, set);
+    }
+
+    [SkippableFact]
     public async Task ScanPartitions_100000Records_EachSeenOnce()
     {
         var client = fixture.Require();

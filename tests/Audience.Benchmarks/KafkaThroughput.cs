@@ -13,8 +13,9 @@ namespace Audience.Benchmarks;
 
 /// <summary>
 /// Kafka mode against the mock cluster on this machine, in one run: raw librdkafka produce and consume rates of
-/// the same messages (the limit), then one silo (in this process, PostgreSQL profile store, a database of its own on
-/// <c>AUDIENCE_BENCH_POSTGRES</c>) reading them with the segments active; its clock runs from the silo being up until
+/// the same messages (the limit), then one silo (in this process, a database of its own on <c>AUDIENCE_BENCH_POSTGRES</c>
+/// for segments and the cluster tables; profiles there too, or in Aerospike on sets of their own when
+/// <c>AUDIENCE_BENCH_AEROSPIKE</c> names a server, host:port) reading them with the segments active; its clock runs from the silo being up until
 /// every partition's checkpoint reaches the end (so every profile is written and every output delivered).
 /// </summary>
 internal static class KafkaThroughput
@@ -54,18 +55,30 @@ internal static class KafkaThroughput
 
         Produce(kafka, "user-events", messages);
         var postgresServer = postgres ?? throw new InvalidOperationException(
-            "Kafka mode keeps profiles in PostgreSQL: set AUDIENCE_BENCH_POSTGRES to a server the harness may create a database on.");
+            "Kafka mode keeps segments (and profiles, unless AUDIENCE_BENCH_AEROSPIKE is set) in PostgreSQL: set AUDIENCE_BENCH_POSTGRES to a server the harness may create a database on.");
         var databaseName = "audience_bench_" + Guid.NewGuid().ToString("N")[..8];
         Admin(postgresServer, $"CREATE DATABASE {databaseName}");
         var connectionString = new Npgsql.NpgsqlConnectionStringBuilder(postgresServer) { Database = databaseName }.ToString();
         var directory = Path.Combine(Path.GetTempPath(), "audience-kafka-throughput", Guid.NewGuid().ToString("N"));
-        using var host = SiloThroughput.BuildHost(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
             ["DataDirectory"] = directory,
             ["Kafka:BootstrapServers"] = cluster.Bootstrap,
             ["Postgres:ConnectionString"] = connectionString,
             ["Orleans:AdvertisedIPAddress"] = "127.0.0.1",
-        }, out var mode);
+        };
+        var aerospike = Environment.GetEnvironmentVariable("AUDIENCE_BENCH_AEROSPIKE");
+        var setPrefix = "kt" + Guid.NewGuid().ToString("N")[..6] + "-";
+        if (aerospike is not null)
+        {
+            settings["Aerospike:Hosts"] = aerospike;
+            settings["Aerospike:SetPrefix"] = setPrefix;
+        }
+
+        using var host = SiloThroughput.BuildHost(settings, out var mode);
+        Console.WriteLine(aerospike is null
+            ? $"profile store: PostgreSQL (database {databaseName})"
+            : $"profile store: Aerospike at {aerospike}, sets {setPrefix}* (PostgreSQL database {databaseName} for segments and the cluster tables)");
         var segments = host.Services.GetRequiredService<SegmentService>();
         foreach (var (id, rule) in BenchmarkData.ThousandSegments().Take(segmentCount))
         {
@@ -115,6 +128,13 @@ internal static class KafkaThroughput
             $"{rate:N0} events/s; ratio to raw consume: {rate / (eventCount / consume.TotalSeconds):F3}; " +
             $"grain calls per event: {(double)metrics.GrainCalls / Math.Max(1, metrics.Events):F2}; stored profiles: {await store.CountUsersAsync(0) * Partitions:N0} (approx.)");
         await host.StopAsync();
+        if (aerospike is not null)
+        {
+            await using var client = await Audience.Aerospike.AerospikeClient.ConnectAsync(new Audience.Aerospike.AerospikeClientOptions { Hosts = aerospike });
+            await AerospikeClientThroughput.PrintStoreSizeAsync(client, setPrefix, $"{segmentCount} segments, after the run");
+            await AerospikeClientThroughput.TruncateSetsAsync(client, setPrefix);
+        }
+
         Npgsql.NpgsqlConnection.ClearAllPools();
         Admin(postgresServer, $"DROP DATABASE IF EXISTS {databaseName} WITH (FORCE)");
         if (Directory.Exists(directory))

@@ -10,6 +10,7 @@ public static class Program
     /// Silo throughput:      dotnet run -c Release --project tests/Audience.Benchmarks -- silo-throughput [segments] [events] [users]
     /// Kafka mode:           dotnet run -c Release --project tests/Audience.Benchmarks -- kafka-throughput [segments] [events] [users]
     /// Store write limit:    dotnet run -c Release --project tests/Audience.Benchmarks -- store-write [rows] [batch]
+    /// Aerospike client:     AUDIENCE_BENCH_AEROSPIKE=127.0.0.1:3000 dotnet run -c Release --project tests/Audience.Benchmarks -- aerospike-client [seconds] [records]
     /// </summary>
     public static async Task Main(string[] args)
     {
@@ -20,6 +21,9 @@ public static class Program
                 break;
             case "store-write":
                 await StoreWrite.RunAsync(args[1..]);
+                break;
+            case "aerospike-client":
+                await AerospikeClientThroughput.RunAsync(args[1..]);
                 break;
             case "kafka-throughput":
                 await KafkaThroughput.RunAsync(args[1..]);

@@ -41,13 +41,79 @@ internal static class CommandWriter
     private const byte FieldPartitionIds = 11;
     private const byte FieldDigests = 12;
     private const byte FieldMaxRecords = 13;
+    private const byte FieldBatch = 41;
     private const byte FieldBatchWithSet = 42;
 
-    /// <summary>
-    /// A single-record command. Reads of all bins and header reads are expressed by flags (GET_ALL, NOBINDATA), not ops.
-    /// RESPOND_ALL_OPS is set when a map operation is present, as Aerospike's clients do, so each op's result comes back in order.
-    /// </summary>
+    // The batch field's flags (server batch.c): answer in the receiving thread for in-memory data, go on past a record's
+    // error, and send a record for each error.
+    private const byte BatchInline = 0x1;
+    private const byte BatchRespondAllKeys = 0x4;
+    private const byte BatchReportErrorRecords = 0x8;
+
+    // A batch record's flags: info bytes, generation and TTL follow the digest.
+    private const byte BatchHasInfo = 0x2;
+    private const byte BatchHasGeneration = 0x4;
+    private const byte BatchHasTtl = 0x8;
+
+    /// <summary>A single-record command (see <see cref="Attributes"/> for its flags).</summary>
     public static void WriteRecordCommand(MessageBuffer buffer, Key key, IReadOnlyList<Operation> ops, WritePolicy? write, int timeoutMs, bool delete = false)
+    {
+        var a = Attributes(ops, write, delete);
+        buffer.Length = ProtoHeaderSize;
+        WriteHeader(buffer, a.Info1, a.Info2, a.Info3, a.Generation, a.Ttl, timeoutMs, key.SetName is null ? 2 : 3, a.WireOps);
+        WriteKeyFields(buffer, key);
+        WriteOperations(buffer, ops, a.Writes);
+        EndMessage(buffer);
+    }
+
+    /// <summary>
+    /// A batch operate (batch-index protocol with per-record attributes, server 6.0 and later) of <paramref name="writes"/> at
+    /// <paramref name="indexes"/>: each record carries its own info bytes, generation and TTL, namespace and set, and operations,
+    /// as a single-record command would; the server answers every record, errors included.
+    /// </summary>
+    public static void WriteBatchOperate(MessageBuffer buffer, IReadOnlyList<BatchWrite> writes, IReadOnlyList<int> indexes, int timeoutMs)
+    {
+        buffer.Length = ProtoHeaderSize;
+        WriteHeader(buffer, Batch, 0, 0, 0, 0, timeoutMs, 1, 0);
+        var fieldStart = buffer.Length;
+        buffer.WriteInt32(0);
+        buffer.WriteByte(FieldBatch);
+        buffer.WriteInt32(indexes.Count);
+        buffer.WriteByte(BatchInline | BatchRespondAllKeys | BatchReportErrorRecords);
+        foreach (var index in indexes)
+        {
+            var write = writes[index];
+            var key = write.Key;
+            var a = Attributes(write.Operations, write.Policy ?? WritePolicy.Default, delete: false);
+            buffer.WriteInt32(index);
+            buffer.WriteBytes(key.Digest);
+            buffer.WriteByte(BatchHasInfo | BatchHasGeneration | BatchHasTtl);
+            buffer.WriteByte(a.Info1);
+            buffer.WriteByte(a.Info2);
+            buffer.WriteByte(a.Info3);
+            buffer.WriteUInt16((ushort)a.Generation);
+            buffer.WriteInt32(a.Ttl);
+            buffer.WriteUInt16((ushort)(key.SetName is null ? 1 : 2));
+            buffer.WriteUInt16((ushort)a.WireOps);
+            WriteField(buffer, FieldNamespace, key.Namespace);
+            if (key.SetName is not null)
+            {
+                WriteField(buffer, FieldSet, key.SetName);
+            }
+
+            WriteOperations(buffer, write.Operations, a.Writes);
+        }
+
+        buffer.PatchInt32(fieldStart, buffer.Length - fieldStart - 4);
+        EndMessage(buffer);
+    }
+
+    /// <summary>
+    /// The info bytes, generation, TTL and wire op count of a record command. Reads of all bins and header reads are expressed
+    /// by flags (GET_ALL, NOBINDATA), not ops. RESPOND_ALL_OPS is set when a map operation is present, as Aerospike's clients
+    /// do, so each op's result comes back in order.
+    /// </summary>
+    private static RecordAttributes Attributes(IReadOnlyList<Operation> ops, WritePolicy? write, bool delete)
     {
         byte info1 = 0, info2 = 0, info3 = 0;
         var header = false;
@@ -55,7 +121,12 @@ internal static class CommandWriter
         var cdt = false;
 
         // The server takes GET_ALL only on pure reads; with writes present a nameless READ op asks for all bins.
-        var writes = ops.Any(o => o.IsWrite);
+        var writes = false;
+        for (var i = 0; i < ops.Count; i++)
+        {
+            writes |= ops[i].IsWrite;
+        }
+
         foreach (var op in ops)
         {
             if (op.IsWrite)
@@ -108,9 +179,11 @@ internal static class CommandWriter
             ttl = write.Ttl;
         }
 
-        buffer.Length = ProtoHeaderSize;
-        WriteHeader(buffer, info1, info2, info3, generation, ttl, timeoutMs, key.SetName is null ? 2 : 3, wireOps);
-        WriteKeyFields(buffer, key);
+        return new RecordAttributes(info1, info2, info3, generation, ttl, wireOps, writes);
+    }
+
+    private static void WriteOperations(MessageBuffer buffer, IReadOnlyList<Operation> ops, bool writes)
+    {
         foreach (var op in ops)
         {
             if (op.IsHeader || (op.Type == OperationType.Read && op.BinName is null && !writes))
@@ -120,8 +193,6 @@ internal static class CommandWriter
 
             WriteOperation(buffer, op);
         }
-
-        EndMessage(buffer);
     }
 
     /// <summary>
@@ -343,6 +414,8 @@ internal static class CommandWriter
 
         buffer.PatchInt32(start, buffer.Length - start - 4);
     }
+
+    private readonly record struct RecordAttributes(byte Info1, byte Info2, byte Info3, int Generation, int Ttl, int WireOps, bool Writes);
 
     private static void EndMessage(MessageBuffer buffer) =>
         buffer.PatchInt64(0, (long)((2UL << 56) | (3UL << 48) | (uint)(buffer.Length - ProtoHeaderSize)));

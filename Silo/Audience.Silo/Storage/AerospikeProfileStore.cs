@@ -20,9 +20,10 @@ namespace Audience.Silo.Storage;
 /// <item>partition checkpoints and epochs, completed backfills, and a registry of claimed partitions.</item>
 /// </list>
 /// Aerospike has no transactions across records: a batch first drops the writes whose generation is already stale,
-/// then writes what goes with the records (all idempotent), then the records with their generation check. A crash in
-/// between leaves side records that the replay writes again; a writer that lost its user between the check and the
-/// write (milliseconds) can leave a side change that the user's owner overwrites at its next change.
+/// then writes what goes with the records (all idempotent), then the records with their generation check: three round
+/// trips per node (a batch read, two batch operates) whatever the batch's size. A crash in between leaves side records
+/// that the replay writes again; a writer that lost its user between the check and the write (milliseconds) can leave
+/// a side change that the user's owner overwrites at its next change.
 /// </summary>
 public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
 {
@@ -133,49 +134,65 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
             }
 
             var keptWrites = kept.Select(i => writes[i]).ToList();
-            await Task.WhenAll(
-                WriteMemberships(client, keptWrites, cancellationToken),
-                WriteDirectory(client, keptWrites, cancellationToken),
-                WriteHistory(client, keptWrites, cancellationToken),
-                WriteArchive(client, keptWrites, cancellationToken)).ConfigureAwait(false);
+            // Two batch operates per write batch (one request per node each) instead of a command per record: first what
+            // goes with the records, then the records.
+            var sides = new List<BatchWrite>();
+            AddMemberships(sides, keptWrites);
+            AddDirectory(sides, keptWrites);
+            AddHistory(sides, keptWrites);
+            AddArchive(sides, keptWrites);
+            if (sides.Count > 0)
+            {
+                foreach (var answer in await client.OperateManyAsync(sides, null, cancellationToken).ConfigureAwait(false))
+                {
+                    // A removal from a bucket record that does not exist has nothing to remove.
+                    if (!answer.IsOk && answer.ResultCode != ResultCode.KeyNotFound)
+                    {
+                        throw new AerospikeException(answer.ResultCode, $"Writing what goes with {keptWrites.Count} profiles failed: {answer.ResultCode}.");
+                    }
+                }
+            }
 
-            var generations = await Task.WhenAll(kept.Select(i => WriteRecord(client, writes[i], cancellationToken))).ConfigureAwait(false);
+            if (kept.Count == 0)
+            {
+                return results;
+            }
+
+            var written = await client.OperateManyAsync([.. keptWrites.Select(RecordWrite)], null, cancellationToken).ConfigureAwait(false);
             for (var k = 0; k < kept.Count; k++)
             {
-                results[kept[k]] = generations[k];
+                results[kept[k]] = written[k] switch
+                {
+                    { IsOk: true, Record: { } record } => record.Generation,
+                    // Another writer got there first.
+                    { ResultCode: ResultCode.GenerationError or ResultCode.RecordExists or ResultCode.KeyNotFound } => 0,
+                    var failed => throw new AerospikeException(failed.ResultCode, $"Writing profile {keptWrites[k].Record.UserId} failed: {failed.ResultCode}."),
+                };
             }
 
             return results;
         }, cancellationToken);
 
-    /// <summary>The record itself, with its generation check: its new generation, or 0 if another writer got there first.</summary>
-    private async Task<long> WriteRecord(AerospikeClient client, ProfileWrite write, CancellationToken cancellationToken)
+    /// <summary>The record itself, with its generation check (create-only for a new user).</summary>
+    private BatchWrite RecordWrite(ProfileWrite write)
     {
         var record = write.Record;
         var policy = write.ExpectedGeneration == 0
             ? new WritePolicy { RecordExistsAction = RecordExistsAction.CreateOnly, Ttl = ProfileTtl }
             : WritePolicy.ExpectGeneration((int)write.ExpectedGeneration) with { Ttl = ProfileTtl };
-        try
-        {
-            var written = await client.OperateAsync(ProfileKey(record.UserId), [
-                Operation.Put("p", (long)record.Partition),
-                Operation.Put("s", record.LastSeq),
-                Operation.Put("d", record.NextDue ?? 0L),
-                Operation.Put("at", write.UpdatedAt),
-                Operation.Put("data", record.Data),
-            ], policy, cancellationToken).ConfigureAwait(false);
-            return written.Generation;
-        }
-        catch (AerospikeException e) when (e.ResultCode is ResultCode.GenerationError or ResultCode.RecordExists or ResultCode.KeyNotFound)
-        {
-            return 0;
-        }
+        return new BatchWrite(ProfileKey(record.UserId), [
+            Operation.Put("p", (long)record.Partition),
+            Operation.Put("s", record.LastSeq),
+            Operation.Put("d", record.NextDue ?? 0L),
+            Operation.Put("at", write.UpdatedAt),
+            Operation.Put("data", record.Data),
+        ], policy);
     }
 
     /// <summary>-1 (never) unless inactive profiles expire: then each write sets the TTL again.</summary>
     private int ProfileTtl => _options.ProfileTtl is { } ttl ? (int)ttl.TotalSeconds : -1;
 
-    private Task WriteMemberships(AerospikeClient client, List<ProfileWrite> writes, CancellationToken cancellationToken)
+    private void AddMemberships(List<BatchWrite> batch, List<ProfileWrite> writes)
     {
         // Only the last change of each (segment, user) decides the index; one operation per bucket record.
         var last = new Dictionary<(string Segment, string User), long?>();
@@ -187,7 +204,7 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
             }
         }
 
-        return Task.WhenAll(last.GroupBy(l => (l.Key.Segment, Bucket: Bucket(l.Key.User, _options.MemberBuckets))).Select(bucket =>
+        foreach (var bucket in last.GroupBy(l => (l.Key.Segment, Bucket: Bucket(l.Key.User, _options.MemberBuckets))))
         {
             var operations = new List<Operation>(2);
             var entered = bucket.Where(l => l.Value is not null).ToDictionary(l => l.Key.User, l => (object?)l.Value!.Value, StringComparer.Ordinal);
@@ -202,8 +219,8 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
                 operations.Add(MapOperation.RemoveByKeyList("m", left));
             }
 
-            return Modify(client, MemberKey(bucket.Key.Segment, bucket.Key.Bucket), operations, cancellationToken);
-        }));
+            batch.Add(new BatchWrite(MemberKey(bucket.Key.Segment, bucket.Key.Bucket), operations));
+        }
     }
 
     /// <summary>Applies map changes to a record; removals from a record that does not exist have nothing to remove.</summary>
@@ -219,8 +236,9 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
         }
     }
 
-    private Task<Record[]> WriteDirectory(AerospikeClient client, List<ProfileWrite> writes, CancellationToken cancellationToken) =>
-        Task.WhenAll(writes.GroupBy(w => (w.Record.Partition, Bucket: Bucket(w.Record.UserId, _options.DirectoryBuckets))).Select(bucket =>
+    private void AddDirectory(List<BatchWrite> batch, List<ProfileWrite> writes)
+    {
+        foreach (var bucket in writes.GroupBy(w => (w.Record.Partition, Bucket: Bucket(w.Record.UserId, _options.DirectoryBuckets))))
         {
             var items = new Dictionary<string, object?>(StringComparer.Ordinal);
             foreach (var write in bucket)
@@ -228,20 +246,33 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
                 items[write.Record.UserId] = write.Record.NextDue ?? 0L;
             }
 
-            return client.OperateAsync(DirectoryKey(bucket.Key.Partition, bucket.Key.Bucket),
-                [MapOperation.PutItems("u", items, MapOrder.KeyValueOrdered)], null, cancellationToken);
-        }));
+            batch.Add(new BatchWrite(DirectoryKey(bucket.Key.Partition, bucket.Key.Bucket), [MapOperation.PutItems("u", items, MapOrder.KeyValueOrdered)]));
+        }
+    }
 
-    private Task WriteHistory(AerospikeClient client, List<ProfileWrite> writes, CancellationToken cancellationToken) =>
-        Task.WhenAll(writes.SelectMany(w => w.History.Select(chunk =>
-            client.PutAsync(HistoryKey(w.Record.UserId, chunk.Chunk), new Dictionary<string, object?> { ["d"] = chunk.Data }, new WritePolicy { Ttl = ProfileTtl }, cancellationToken))));
+    private void AddHistory(List<BatchWrite> batch, List<ProfileWrite> writes)
+    {
+        var policy = new WritePolicy { Ttl = ProfileTtl };
+        foreach (var write in writes)
+        {
+            foreach (var chunk in write.History)
+            {
+                batch.Add(new BatchWrite(HistoryKey(write.Record.UserId, chunk.Chunk), [Operation.Put("d", chunk.Data)], policy));
+            }
+        }
+    }
 
-    private Task<Record[]> WriteArchive(AerospikeClient client, List<ProfileWrite> writes, CancellationToken cancellationToken)
+    private void AddArchive(List<BatchWrite> batch, List<ProfileWrite> writes)
     {
         // Kept a day longer than the retention, so a chunk outlives the longest window whatever its day.
         var policy = new WritePolicy { Ttl = (int)(_retention + TimeSpan.FromDays(1)).TotalSeconds };
-        return Task.WhenAll(writes.Where(w => w.Archive is not null).Select(w => client.OperateAsync(ArchiveKey(w.Record.UserId, w.Archive!.ReceivedAt / DayMs),
-            [MapOperation.Put("c", w.Archive.FirstSeq, w.Archive.Data)], policy, cancellationToken)));
+        foreach (var write in writes)
+        {
+            if (write.Archive is { } archive)
+            {
+                batch.Add(new BatchWrite(ArchiveKey(write.Record.UserId, archive.ReceivedAt / DayMs), [MapOperation.Put("c", archive.FirstSeq, archive.Data)], policy));
+            }
+        }
     }
 
     public Task<PartitionLease> ClaimPartitionAsync(int partition, CancellationToken cancellationToken = default) =>
