@@ -654,7 +654,13 @@ public sealed class AerospikeClient : IAsyncDisposable
                 throw new AerospikeException(ResultCode.ParseError, $"Batch index {header.BatchIndex} is out of range.");
             }
 
-            results[header.BatchIndex] = header.ResultCode == ResultCode.Ok ? record : null;
+            // Missing is null; any other failure of one key fails the batch (a timeout must not read as "not there").
+            results[header.BatchIndex] = header.ResultCode switch
+            {
+                ResultCode.Ok => record,
+                ResultCode.KeyNotFound or ResultCode.FilteredOut => null,
+                _ => throw new AerospikeException(header.ResultCode, $"Batch key {header.BatchIndex} failed with {header.ResultCode}."),
+            };
         }
 
         return false;
