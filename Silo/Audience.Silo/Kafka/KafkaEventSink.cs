@@ -7,8 +7,9 @@ namespace Audience.Silo.Kafka;
 
 /// <summary>
 /// The Api's way into Kafka mode: each event is produced to <c>user-events</c>, keyed by user id (so one user's
-/// events stay in order in one partition), in seed 004's JSON format, by an idempotent acks=all producer. The
-/// request is acknowledged only when the broker has acknowledged every event in it.
+/// events stay in order in one partition), in seed 004's JSON format, by an idempotent acks=all producer that
+/// batches what requests produce together (<c>linger.ms</c> 2). The request is acknowledged only when the broker has
+/// acknowledged every event in it.
 /// </summary>
 public sealed class KafkaEventSink : IEventSink, IDisposable
 {
@@ -24,27 +25,33 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
 
     public async Task<AppendResult[]> AppendAsync(IReadOnlyList<UserEvent> events, CancellationToken cancellationToken = default)
     {
-        var deliveries = new Task<DeliveryResult<string, byte[]>>[events.Count];
+        // One acknowledgement per request, not a task per event: the producer's delivery reports count down to it.
+        var acknowledged = new RequestAcknowledgement(events.Count);
         try
         {
-            for (var i = 0; i < events.Count; i++)
+            foreach (var e in events)
             {
-                var e = events[i];
-                deliveries[i] = _producer.ProduceAsync(_topic, new Message<string, byte[]>
+                _producer.Produce(_topic, new Message<string, byte[]>
                 {
                     Key = e.UserId,
                     Value = JsonSerializer.SerializeToUtf8Bytes(e, SiloJsonContext.Default.UserEvent),
-                }, CancellationToken.None);
+                }, acknowledged.OnDelivery);
             }
 
-            await Task.WhenAll(deliveries).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await acknowledged.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (KafkaException e)
         {
             throw new EventLogUnavailableException($"Kafka did not acknowledge the events: {e.Error.Reason}", e);
         }
 
-        return [.. events.Select(e => new AppendResult(e.EventId, Duplicate: false))];
+        var results = new AppendResult[events.Count];
+        for (var i = 0; i < results.Length; i++)
+        {
+            results[i] = new AppendResult(events[i].EventId, Duplicate: false);
+        }
+
+        return results;
     }
 
     /// <summary>Whether the broker answers a metadata request: readiness of the Api in Kafka mode.</summary>
@@ -67,6 +74,39 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
         {
             _producer.Flush(TimeSpan.FromSeconds(10));
             _producer.Dispose();
+        }
+    }
+
+    /// <summary>Completes once the broker acknowledged every event of one request, or fails at the first that it did not.</summary>
+    private sealed class RequestAcknowledgement(int events)
+    {
+        private readonly TaskCompletionSource _done = NewCompletion(events);
+        private int _remaining = events;
+
+        public Task Task => _done.Task;
+
+        public void OnDelivery(DeliveryReport<string, byte[]> report)
+        {
+            if (report.Error.IsError)
+            {
+                _done.TrySetException(new KafkaException(report.Error));
+            }
+            else if (Interlocked.Decrement(ref _remaining) == 0)
+            {
+                _done.TrySetResult();
+            }
+        }
+
+        private static TaskCompletionSource NewCompletion(int events)
+        {
+            // Delivery reports come on librdkafka's thread: continuations run elsewhere.
+            var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (events == 0)
+            {
+                completion.SetResult();
+            }
+
+            return completion;
         }
     }
 }
