@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using Audience.LoadTesting;
 
 namespace Audience.LoadTests;
 
@@ -141,41 +142,48 @@ internal static class Cli
         }
 
         using var traffic = new Traffic(options.Users, options.ZipfExponent, options.Seed);
-        IScenario scenario = options.Scenario switch
-        {
-            "ingest" => new IngestScenario(options, traffic, batch: false),
-            "ingest-batch" => new IngestScenario(options, traffic, batch: true),
-            "qualify" => new QualifyScenario(options),
-            "kafka-ingest" => new KafkaIngestScenario(options, traffic),
-            _ => new AuthoringScenario(options, traffic),
-        };
-        await using (scenario)
-        {
-            try
-            {
-                await scenario.SetUpAsync(cancellationToken);
-            }
-            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TimeoutException or Confluent.Kafka.KafkaException)
-            {
-                Console.Error.WriteLine($"set-up failed: {e.Message}");
-                return 2;
-            }
+        var runner = LoadRunner.RegisterScenarios(Configure(BuiltInScenario(options, traffic), options)).WithReportFolder(options.Out);
+        var result = await (options.Quiet ? runner.WithoutProgress() : runner).RunAsync(cancellationToken);
+        return result.ExitCode;
+    }
 
-            var rate = options.Scenario == "authoring" ? 1 / options.AuthoringInterval.TotalSeconds : options.Rate;
-            var runner = new Runner(scenario, options, rate);
-            var startedAt = DateTimeOffset.UtcNow;
-            Console.Error.WriteLine($"{options.Scenario}: {scenario.Describe()}; {runner.Model}; {options.Warmup.TotalSeconds:0.##} s warm-up + {options.Duration.TotalSeconds:0.##} s");
-            var run = runner.RunAsync(cancellationToken);
-            using (var progress = options.Quiet ? null : new Progress(runner, options))
-            {
-                await run;
-            }
+    private static Scenario BuiltInScenario(LoadOptions options, Traffic traffic) => options.Scenario switch
+    {
+        "ingest" => new IngestScenario(options, traffic, batch: false).Build(),
+        "ingest-batch" => new IngestScenario(options, traffic, batch: true).Build(),
+        "qualify" => new QualifyScenario(options).Build(),
+        "kafka-ingest" => new KafkaIngestScenario(options, traffic).Build(),
+        _ => new AuthoringScenario(options, traffic).Build(),
+    };
 
-            var results = Results.From(options, scenario.Describe(), runner.Model, startedAt, runner.Samples());
-            results.Write(options.Out);
-            Console.WriteLine(results.Markdown());
-            Console.WriteLine($"results in {Path.GetFullPath(options.Out)}");
-            return results.ThresholdsMissed.Count == 0 ? 0 : 1;
+    /// <summary>
+    /// The command line's load, warm-up and thresholds as the library's: <c>--concurrency</c> a closed model,
+    /// else <c>--rate</c> (or one segment change per <c>--authoring-interval</c>) ramping to <c>--ramp-to</c> over the
+    /// whole run, warm-up included, whose first <c>--warmup</c> is not measured.
+    /// </summary>
+    internal static Scenario Configure(Scenario scenario, LoadOptions options)
+    {
+        var total = options.Warmup + options.Duration;
+        var second = TimeSpan.FromSeconds(1);
+        var rate = options.Scenario == "authoring" ? 1 / options.AuthoringInterval.TotalSeconds : options.Rate;
+        var simulation = options.Concurrency is { } copies ? Simulation.KeepConstant(copies, total)
+            : options.RampTo is { } end && end != rate ? Simulation.RampingInject(end, second, total, from: rate)
+            : Simulation.Inject(rate, second, total);
+        var thresholds = new List<Threshold>();
+        if (options.MaxP99 is { } maxP99)
+        {
+            thresholds.Add(Threshold.P99Below(maxP99));
         }
+
+        if (options.MinRate is { } minRate)
+        {
+            thresholds.Add(Threshold.RateAtLeast(minRate));
+        }
+
+        return scenario.WithTarget(options.Target)
+            .WithLoadSimulations(simulation)
+            .WithWarmUpDuration(options.Warmup)
+            .WithThresholds([.. thresholds])
+            .WithMaxInFlight(options.MaxInFlight);
     }
 }

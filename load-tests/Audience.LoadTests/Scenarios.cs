@@ -2,26 +2,24 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Audience.LoadTesting;
 using Confluent.Kafka;
 
 namespace Audience.LoadTests;
 
-/// <summary>What one operation of a scenario ended with: how many events it carried, or the kind of error.</summary>
-internal readonly record struct Outcome(int Events, string? Error)
+/// <summary>
+/// The built-in scenarios are written against the library's public API like any user's: each class holds the
+/// scenario's state (clients, listeners) and <see cref="BuiltIn.Create"/> turns it into a <see cref="Scenario"/>
+/// whose set-up is <c>SetUpAsync</c>, whose step is <c>ExecuteAsync</c> and whose clean-up disposes the class.
+/// </summary>
+internal static class BuiltIn
 {
-    public static Outcome Ok(int events) => new(events, null);
-
-    public static Outcome Failed(string kind) => new(0, kind);
-}
-
-/// <summary>A load-test scenario: set-up before the clock starts, then one operation per scheduled start.</summary>
-internal interface IScenario : IAsyncDisposable
-{
-    string Describe();
-
-    Task SetUpAsync(CancellationToken cancellationToken);
-
-    Task<Outcome> ExecuteAsync(long index, CancellationToken cancellationToken);
+    public static Scenario Create(string name, string description, Func<CancellationToken, Task> setUp,
+        Func<long, CancellationToken, Task<Response>> execute, IAsyncDisposable owner) =>
+        Scenario.Create(name, context => execute(context.InvocationNumber, context.CancellationToken))
+            .WithDescription(description)
+            .WithInit(context => setUp(context.CancellationToken))
+            .WithClean(_ => owner.DisposeAsync().AsTask());
 }
 
 /// <summary>The HTTP client every scenario uses: many connections, no client-side request queueing limits.</summary>
@@ -60,15 +58,17 @@ internal static class Http
 }
 
 /// <summary><c>ingest</c> (one event per POST) and <c>ingest-batch</c> (<c>--batch-size</c> events per POST).</summary>
-internal sealed class IngestScenario(LoadOptions options, Traffic traffic, bool batch) : IScenario
+internal sealed class IngestScenario(LoadOptions options, Traffic traffic, bool batch) : IAsyncDisposable
 {
     private readonly HttpClient _http = Http.Create(options.Target, options.Timeout);
+
+    public Scenario Build() => BuiltIn.Create(batch ? "ingest-batch" : "ingest", Describe(), SetUpAsync, ExecuteAsync, this);
 
     public string Describe() => batch ? $"POST /api/events/batch, {options.BatchSize} events each" : "POST /api/events, one event each";
 
     public Task SetUpAsync(CancellationToken cancellationToken) => Http.CreateSegmentsAsync(_http, options.Segments, cancellationToken);
 
-    public async Task<Outcome> ExecuteAsync(long index, CancellationToken cancellationToken)
+    public async Task<Response> ExecuteAsync(long index, CancellationToken cancellationToken)
     {
         try
         {
@@ -76,12 +76,12 @@ internal sealed class IngestScenario(LoadOptions options, Traffic traffic, bool 
                 ? await _http.PostAsJsonAsync("/api/events/batch", Enumerable.Range(0, options.BatchSize).Select(_ => traffic.Event(traffic.User())).ToList(), cancellationToken)
                 : await _http.PostAsJsonAsync("/api/events", traffic.Event(traffic.User()), cancellationToken);
             return response.StatusCode == HttpStatusCode.Accepted
-                ? Outcome.Ok(batch ? options.BatchSize : 1)
-                : Outcome.Failed($"http {(int)response.StatusCode}");
+                ? Response.Ok(batch ? options.BatchSize : 1)
+                : Response.Fail($"http {(int)response.StatusCode}");
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
-            return Outcome.Failed(Http.Kind(e));
+            return Response.Fail(Http.Kind(e));
         }
     }
 
@@ -97,7 +97,7 @@ internal sealed class IngestScenario(LoadOptions options, Traffic traffic, bool 
 /// <c>lt-qualify</c> (<c>totalSpent >= 100</c>); it ends when the entry is observed, on the Api's SSE stream
 /// (embedded), or on <c>user-segments</c> (with <c>--bootstrap</c>, Kafka mode). Latency: intended send → observed.
 /// </summary>
-internal sealed class QualifyScenario(LoadOptions options) : IScenario
+internal sealed class QualifyScenario(LoadOptions options) : IAsyncDisposable
 {
     private const string SegmentId = "lt-qualify";
     private readonly HttpClient _http = Http.Create(options.Target, options.Timeout);
@@ -106,6 +106,8 @@ internal sealed class QualifyScenario(LoadOptions options) : IScenario
     private readonly CancellationTokenSource _stop = new();
     private readonly string _run = Guid.NewGuid().ToString("N")[..8];
     private Task _listener = Task.CompletedTask;
+
+    public Scenario Build() => BuiltIn.Create("qualify", Describe(), SetUpAsync, ExecuteAsync, this);
 
     public string Describe() => $"a new user's purchase until its entry into '{SegmentId}' is seen on " +
         (options.Bootstrap is null ? "GET /api/changes (SSE)" : $"user-segments at {options.Bootstrap}");
@@ -126,7 +128,7 @@ internal sealed class QualifyScenario(LoadOptions options) : IScenario
         await ready.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
     }
 
-    public async Task<Outcome> ExecuteAsync(long index, CancellationToken cancellationToken)
+    public async Task<Response> ExecuteAsync(long index, CancellationToken cancellationToken)
     {
         var user = $"lt-q-{_run}-{index}";
         var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -137,19 +139,19 @@ internal sealed class QualifyScenario(LoadOptions options) : IScenario
                 new { userId = user, eventType = "purchase", properties = new { amount = 100, category = "electronics" } }, cancellationToken);
             if (response.StatusCode != HttpStatusCode.Accepted)
             {
-                return Outcome.Failed($"http {(int)response.StatusCode}");
+                return Response.Fail($"http {(int)response.StatusCode}");
             }
 
             await seen.Task.WaitAsync(options.Timeout, cancellationToken);
-            return Outcome.Ok(1);
+            return Response.Ok(1);
         }
         catch (TimeoutException)
         {
-            return Outcome.Failed("not qualified in time");
+            return Response.Fail("not qualified in time");
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
-            return Outcome.Failed(Http.Kind(e));
+            return Response.Fail(Http.Kind(e));
         }
         finally
         {
@@ -228,7 +230,7 @@ internal sealed class QualifyScenario(LoadOptions options) : IScenario
 }
 
 /// <summary><c>kafka-ingest</c>: events produced straight to <c>user-events</c> (the target is the bootstrap servers).</summary>
-internal sealed class KafkaIngestScenario(LoadOptions options, Traffic traffic) : IScenario
+internal sealed class KafkaIngestScenario(LoadOptions options, Traffic traffic) : IAsyncDisposable
 {
     private readonly IProducer<string, byte[]> _producer = new ProducerBuilder<string, byte[]>(new ProducerConfig
     {
@@ -239,21 +241,23 @@ internal sealed class KafkaIngestScenario(LoadOptions options, Traffic traffic) 
         MessageTimeoutMs = (int)options.Timeout.TotalMilliseconds,
     }).Build();
 
+    public Scenario Build() => BuiltIn.Create("kafka-ingest", Describe(), SetUpAsync, ExecuteAsync, this);
+
     public string Describe() => $"produce to {options.Topic} at {options.Target} (idempotent, acks=all), key = user id";
 
     public Task SetUpAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public async Task<Outcome> ExecuteAsync(long index, CancellationToken cancellationToken)
+    public async Task<Response> ExecuteAsync(long index, CancellationToken cancellationToken)
     {
         var user = traffic.User();
         try
         {
             await _producer.ProduceAsync(options.Topic, new Message<string, byte[]> { Key = user, Value = JsonSerializer.SerializeToUtf8Bytes(traffic.Event(user)) }, cancellationToken);
-            return Outcome.Ok(1);
+            return Response.Ok(1);
         }
         catch (ProduceException<string, byte[]> e)
         {
-            return Outcome.Failed(e.Error.Code.ToString());
+            return Response.Fail(e.Error.Code.ToString());
         }
     }
 
@@ -270,7 +274,7 @@ internal sealed class KafkaIngestScenario(LoadOptions options, Traffic traffic) 
 /// every <c>--authoring-interval</c>; each operation ends when its backfill over the stored profiles completes
 /// (status <c>active</c> on <c>GET /api/segments/{id}</c>).
 /// </summary>
-internal sealed class AuthoringScenario(LoadOptions options, Traffic traffic) : IScenario
+internal sealed class AuthoringScenario(LoadOptions options, Traffic traffic) : IAsyncDisposable
 {
     private readonly HttpClient _http = Http.Create(options.Target, options.Timeout);
     private readonly IngestScenario _events = new(options, traffic, batch: false);
@@ -280,6 +284,8 @@ internal sealed class AuthoringScenario(LoadOptions options, Traffic traffic) : 
 
     public long BackgroundEvents => Interlocked.Read(ref _backgroundSent);
 
+    public Scenario Build() => BuiltIn.Create("authoring", Describe(), SetUpAsync, ExecuteAsync, this);
+
     public string Describe() => $"a segment created or edited every {options.AuthoringInterval.TotalSeconds:0.##} s while events flow at {options.Rate:N0}/s; until its backfill completes";
 
     public async Task SetUpAsync(CancellationToken cancellationToken)
@@ -287,11 +293,10 @@ internal sealed class AuthoringScenario(LoadOptions options, Traffic traffic) : 
         await _events.SetUpAsync(cancellationToken);
         _background = Task.Run(async () =>
         {
-            var model = new LoadModel(options.Rate, null, double.MaxValue);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             for (long i = 0; !_stop.IsCancellationRequested; i++)
             {
-                var due = model.IntendedSeconds(i) - clock.Elapsed.TotalSeconds;
+                var due = (i / options.Rate) - clock.Elapsed.TotalSeconds;
                 if (due > 0.002)
                 {
                     await Task.Delay(TimeSpan.FromSeconds(due), _stop.Token).ConfigureAwait(false);
@@ -304,13 +309,13 @@ internal sealed class AuthoringScenario(LoadOptions options, Traffic traffic) : 
 
     private async Task Send(long i)
     {
-        if ((await _events.ExecuteAsync(i, _stop.Token)).Error is null)
+        if (!(await _events.ExecuteAsync(i, _stop.Token)).IsError)
         {
             Interlocked.Increment(ref _backgroundSent);
         }
     }
 
-    public async Task<Outcome> ExecuteAsync(long index, CancellationToken cancellationToken)
+    public async Task<Response> ExecuteAsync(long index, CancellationToken cancellationToken)
     {
         // Even operations create a segment, odd ones edit the one made just before.
         var id = $"lt-authored-{Environment.ProcessId}-{index / 2}";
@@ -322,7 +327,7 @@ internal sealed class AuthoringScenario(LoadOptions options, Traffic traffic) : 
                 : await _http.PutAsJsonAsync($"/api/segments/{id}", new { name = id, rule }, cancellationToken);
             if (!response.IsSuccessStatusCode)
             {
-                return Outcome.Failed($"http {(int)response.StatusCode}");
+                return Response.Fail($"http {(int)response.StatusCode}");
             }
 
             var deadline = DateTime.UtcNow + options.Timeout;
@@ -331,17 +336,17 @@ internal sealed class AuthoringScenario(LoadOptions options, Traffic traffic) : 
                 var segment = await _http.GetFromJsonAsync<JsonElement>($"/api/segments/{id}", cancellationToken);
                 if (segment.GetProperty("status").GetString() == "active")
                 {
-                    return Outcome.Ok(0);
+                    return Response.Ok(0);
                 }
 
                 await Task.Delay(10, cancellationToken);
             }
 
-            return Outcome.Failed("backfill not done in time");
+            return Response.Fail("backfill not done in time");
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
-            return Outcome.Failed(Http.Kind(e));
+            return Response.Fail(Http.Kind(e));
         }
     }
 
