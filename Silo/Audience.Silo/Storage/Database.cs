@@ -123,7 +123,7 @@ public sealed class Database
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        Execute(connection, (durable ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;") + " PRAGMA busy_timeout=30000; PRAGMA mmap_size=1073741824;");
+        Execute(connection, (durable ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;") + " PRAGMA busy_timeout=30000;");
         return connection;
     }
 
