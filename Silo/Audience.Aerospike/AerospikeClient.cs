@@ -414,89 +414,25 @@ public sealed class AerospikeClient : IAsyncDisposable
     private async Task GetBatchAsync(IReadOnlyList<Key> keys, IReadOnlyList<int> indexes, IReadOnlyList<string>? bins, Policy? policy,
         Record?[] results, int attempt, CancellationToken cancellationToken)
     {
-        var groups = new Dictionary<Node, List<int>>();
-        foreach (var index in indexes)
-        {
-            var key = keys[index];
-            var node = _cluster.GetNode(key.Namespace, key.PartitionId, attempt)
-                ?? throw new AerospikeException(ResultCode.InvalidNode, $"No node serves {key.Namespace} partition {key.PartitionId}.");
-            if (!groups.TryGetValue(node, out var list))
-            {
-                groups[node] = list = [];
-            }
-
-            list.Add(index);
-        }
-
-        var tasks = new List<Task>();
-        foreach (var (node, list) in groups)
-        {
-            foreach (var chunk in list.Chunk(_options.MaxBatchKeys))
-            {
-                tasks.Add(GetBatchChunkAsync(node, keys, chunk, bins, policy, results, attempt, cancellationToken));
-            }
-        }
-
-        await Task.WhenAll(tasks).ConfigureAwait(false);
+        // Reads may go to a replica on a retry.
+        var chunks = ChunksByNode(indexes, i => keys[i], replica: attempt);
+        await Task.WhenAll(chunks.Select(c => GetBatchChunkAsync(c.Node, keys, c.Indexes, bins, policy, results, attempt, cancellationToken))).ConfigureAwait(false);
     }
 
     private async Task GetBatchChunkAsync(Node node, IReadOnlyList<Key> keys, int[] indexes, IReadOnlyList<string>? bins, Policy? policy,
         Record?[] results, int attempt, CancellationToken cancellationToken)
     {
-        var total = policy?.TotalTimeout ?? _options.TotalTimeout;
-        var socket = policy?.SocketTimeout ?? _options.SocketTimeout;
-        var maxRetries = policy?.MaxRetries ?? _options.MaxRetries;
         using var request = new MessageBuffer(indexes.Length * 26 + 64);
-        CommandWriter.WriteBatchRead(request, keys, indexes, bins, (int)total.TotalMilliseconds);
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(total);
-        Connection? connection = null;
-        AerospikeException failure;
-        try
+        CommandWriter.WriteBatchRead(request, keys, indexes, bins, (int)(policy?.TotalTimeout ?? _options.TotalTimeout).TotalMilliseconds);
+        var (failure, _) = await ExchangeBatchAsync(node, request, body => ReadBatchGroup(body, results), policy, $"batch get of {indexes.Length} keys",
+            writes: false, attempt, cancellationToken).ConfigureAwait(false);
+        if (failure is null)
         {
-            connection = await node.Pool.RentAsync(cts.Token).ConfigureAwait(false);
-            await connection.SendAsync(request.WrittenMemory, cts.Token).ConfigureAwait(false);
-            var done = false;
-            while (!done)
-            {
-                cts.CancelAfter(socket < total ? socket : total);
-                var (_, body, length) = await connection.ReadMessageAsync(cts.Token).ConfigureAwait(false);
-                try
-                {
-                    done = ReadBatchGroup(body.AsSpan(0, length), results);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(body);
-                }
-            }
-
-            node.Pool.Return(connection);
             return;
-        }
-        catch (Exception ex) when (ex is AerospikeException or SocketException or IOException or OperationCanceledException)
-        {
-            if (connection is not null)
-            {
-                node.Pool.Discard(connection);
-            }
-
-            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
-            {
-                throw;
-            }
-
-            var code = ex switch
-            {
-                AerospikeException a => a.ResultCode,
-                OperationCanceledException => ResultCode.Timeout,
-                _ => ResultCode.NetworkError,
-            };
-            failure = new AerospikeException(code, $"Aerospike batch get of {indexes.Length} keys failed: {ex.Message}", ex) { Node = node.Name, Attempts = attempt + 1 };
         }
 
         _metrics.Error("batch_get", failure.ResultCode);
-        if (!AerospikeException.IsRetryable(failure.ResultCode) || attempt >= maxRetries)
+        if (!AerospikeException.IsRetryable(failure.ResultCode) || attempt >= (policy?.MaxRetries ?? _options.MaxRetries))
         {
             throw failure;
         }
@@ -508,11 +444,41 @@ public sealed class AerospikeClient : IAsyncDisposable
     private async Task OperateBatchAsync(IReadOnlyList<BatchWrite> writes, IReadOnlyList<int> indexes, Policy? policy, BatchResult[] results, int attempt,
         CancellationToken cancellationToken)
     {
+        var chunks = ChunksByNode(indexes, i => writes[i].Key, replica: 0);
+        await Task.WhenAll(chunks.Select(c => OperateBatchChunkAsync(c.Node, writes, c.Indexes, policy, results, attempt, cancellationToken))).ConfigureAwait(false);
+    }
+
+    private async Task OperateBatchChunkAsync(Node node, IReadOnlyList<BatchWrite> writes, int[] indexes, Policy? policy, BatchResult[] results, int attempt,
+        CancellationToken cancellationToken)
+    {
+        using var request = new MessageBuffer(indexes.Length * 128 + 64);
+        CommandWriter.WriteBatchOperate(request, writes, indexes, (int)(policy?.TotalTimeout ?? _options.TotalTimeout).TotalMilliseconds);
+        var (failure, sent) = await ExchangeBatchAsync(node, request, body => ReadBatchResults(body, results), policy,
+            $"batch operate of {indexes.Length} records", writes: true, attempt, cancellationToken).ConfigureAwait(false);
+        if (failure is null)
+        {
+            return;
+        }
+
+        _metrics.Error("batch_operate", failure.ResultCode);
+        // A request that reached the server is not sent again: some of its writes may have happened.
+        if (sent || !AerospikeException.IsRetryable(failure.ResultCode) || attempt >= (policy?.MaxRetries ?? _options.MaxRetries))
+        {
+            throw failure;
+        }
+
+        await Task.Delay(_options.RetryBackoff * (1 << attempt), _time, cancellationToken).ConfigureAwait(false);
+        await OperateBatchAsync(writes, indexes, policy, results, attempt + 1, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The indexes grouped by the node that serves their keys (<paramref name="replica"/> 0: the master), in requests of at most MaxBatchKeys.</summary>
+    private List<(Node Node, int[] Indexes)> ChunksByNode(IReadOnlyList<int> indexes, Func<int, Key> keyOf, int replica)
+    {
         var groups = new Dictionary<Node, List<int>>();
         foreach (var index in indexes)
         {
-            var key = writes[index].Key;
-            var node = _cluster.GetNode(key.Namespace, key.PartitionId, 0)
+            var key = keyOf(index);
+            var node = _cluster.GetNode(key.Namespace, key.PartitionId, replica)
                 ?? throw new AerospikeException(ResultCode.InvalidNode, $"No node serves {key.Namespace} partition {key.PartitionId}.");
             if (!groups.TryGetValue(node, out var list))
             {
@@ -522,31 +488,25 @@ public sealed class AerospikeClient : IAsyncDisposable
             list.Add(index);
         }
 
-        var tasks = new List<Task>();
-        foreach (var (node, list) in groups)
-        {
-            foreach (var chunk in list.Chunk(_options.MaxBatchKeys))
-            {
-                tasks.Add(OperateBatchChunkAsync(node, writes, chunk, policy, results, attempt, cancellationToken));
-            }
-        }
-
-        await Task.WhenAll(tasks).ConfigureAwait(false);
+        return [.. groups.SelectMany(g => g.Value.Chunk(_options.MaxBatchKeys).Select(chunk => (g.Key, chunk)))];
     }
 
-    private async Task OperateBatchChunkAsync(Node node, IReadOnlyList<BatchWrite> writes, int[] indexes, Policy? policy, BatchResult[] results, int attempt,
-        CancellationToken cancellationToken)
+    private delegate bool BatchGroupReader(ReadOnlySpan<byte> body);
+
+    /// <summary>
+    /// Sends one batch request to a node and reads its answer a proto message at a time until the last record. A
+    /// failure comes back (with whether the request was sent) for the caller's retry rule; the caller's own
+    /// cancellation is thrown.
+    /// </summary>
+    private async Task<(AerospikeException? Failure, bool Sent)> ExchangeBatchAsync(Node node, MessageBuffer request, BatchGroupReader readGroup, Policy? policy,
+        string what, bool writes, int attempt, CancellationToken cancellationToken)
     {
         var total = policy?.TotalTimeout ?? _options.TotalTimeout;
         var socket = policy?.SocketTimeout ?? _options.SocketTimeout;
-        var maxRetries = policy?.MaxRetries ?? _options.MaxRetries;
-        using var request = new MessageBuffer(indexes.Length * 128 + 64);
-        CommandWriter.WriteBatchOperate(request, writes, indexes, (int)total.TotalMilliseconds);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(total);
         Connection? connection = null;
         var sent = false;
-        AerospikeException failure;
         try
         {
             connection = await node.Pool.RentAsync(cts.Token).ConfigureAwait(false);
@@ -559,7 +519,7 @@ public sealed class AerospikeClient : IAsyncDisposable
                 var (_, body, length) = await connection.ReadMessageAsync(cts.Token).ConfigureAwait(false);
                 try
                 {
-                    done = ReadBatchResults(body.AsSpan(0, length), results);
+                    done = readGroup(body.AsSpan(0, length));
                 }
                 finally
                 {
@@ -568,7 +528,7 @@ public sealed class AerospikeClient : IAsyncDisposable
             }
 
             node.Pool.Return(connection);
-            return;
+            return (null, sent);
         }
         catch (Exception ex) when (ex is AerospikeException or SocketException or IOException or OperationCanceledException)
         {
@@ -588,22 +548,8 @@ public sealed class AerospikeClient : IAsyncDisposable
                 OperationCanceledException => ResultCode.Timeout,
                 _ => ResultCode.NetworkError,
             };
-            failure = new AerospikeException(code, $"Aerospike batch operate of {indexes.Length} records failed: {ex.Message}", ex)
-            {
-                Node = node.Name,
-                Attempts = attempt + 1,
-                InDoubt = sent,
-            };
+            return (new AerospikeException(code, $"Aerospike {what} failed: {ex.Message}", ex) { Node = node.Name, Attempts = attempt + 1, InDoubt = writes && sent }, sent);
         }
-
-        _metrics.Error("batch_operate", failure.ResultCode);
-        if (sent || !AerospikeException.IsRetryable(failure.ResultCode) || attempt >= maxRetries)
-        {
-            throw failure;
-        }
-
-        await Task.Delay(_options.RetryBackoff * (1 << attempt), _time, cancellationToken).ConfigureAwait(false);
-        await OperateBatchAsync(writes, indexes, policy, results, attempt + 1, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads one proto message of a batch operate's answer, each record's result code at its index; true at the LAST record.</summary>
