@@ -1,3 +1,5 @@
+using Audience.Testing;
+
 namespace Audience.Aerospike.Tests;
 
 /// <summary>Runs its own server on a free port, stops it mid-run and starts it again.</summary>
@@ -6,11 +8,11 @@ public class ServerRestartTests
     [SkippableFact]
     public async Task Commands_ServerStoppedAndRestarted_FailClearlyThenRecover()
     {
-        var script = AerospikeFixture.ServerScript();
+        var script = AerospikeServer.Script();
         Skip.If(script is null, "../shared/aerospike not found; the restart test needs its own server");
         var dir = Directory.CreateTempSubdirectory("as-restart-").FullName;
-        var port = AerospikeFixture.FreePortTriple();
-        await AerospikeFixture.RunServerScriptAsync(script!, "start", dir, port.ToString());
+        var port = AerospikeServer.FreePortTriple();
+        await AerospikeServer.RunAsync(script!, fileStorage: false, "start", dir, port.ToString());
         try
         {
             await using var client = await AerospikeClient.ConnectAsync(new AerospikeClientOptions
@@ -22,10 +24,10 @@ public class ServerRestartTests
             var key = new Key(AerospikeFixture.Namespace, "restart", "k");
             await client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 1L });
 
-            await AerospikeFixture.RunServerScriptAsync(script!, "stop", dir);
+            await AerospikeServer.RunAsync(script!, fileStorage: false, "stop", dir);
             var error = await Assert.ThrowsAsync<AerospikeException>(() => client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 2L }));
 
-            await AerospikeFixture.RunServerScriptAsync(script!, "start", dir, port.ToString());
+            await AerospikeServer.RunAsync(script!, fileStorage: false, "start", dir, port.ToString());
             await AerospikeFixture.WaitUntilAsync(async () =>
             {
                 try
@@ -45,7 +47,7 @@ public class ServerRestartTests
         }
         finally
         {
-            await AerospikeFixture.RunServerScriptAsync(script!, "stop", dir);
+            await AerospikeServer.RunAsync(script!, fileStorage: false, "stop", dir);
             Directory.Delete(dir, recursive: true);
         }
     }

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Audience.Testing;
 
@@ -95,11 +93,11 @@ public sealed class AerospikeModeTests : IDisposable
     public async Task Aerospike_restarted_mid_stream_loses_nothing_acknowledged()
     {
         Server();
-        var script = ServerScript();
+        var script = AerospikeServer.Script();
         Skip.If(script is null, "../shared/aerospike is not beside the repository: no server of its own to restart");
         var directory = Path.Combine(Path.GetTempPath(), "audience-as-" + Guid.NewGuid().ToString("N")[..8]);
-        var port = FreePortTriple();
-        await RunScript(script!, "start", directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var port = AerospikeServer.FreePortTriple();
+        await AerospikeServer.RunAsync(script!, fileStorage: true, "start", directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
         try
         {
             var settings = Settings($"127.0.0.1:{port}");
@@ -110,8 +108,8 @@ public sealed class AerospikeModeTests : IDisposable
             // SIGTERM, then the same data file again: acknowledged writes survive, and the Silo waits meanwhile.
             var expected = await SendPurchases(api, batches: 10, seed: 33, before: batch => batch switch
             {
-                4 => RunScript(script!, "stop", directory),
-                6 => RunScript(script!, "start", directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                4 => AerospikeServer.RunAsync(script!, fileStorage: true, "stop", directory),
+                6 => AerospikeServer.RunAsync(script!, fileStorage: true, "start", directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture)),
                 _ => Task.CompletedTask,
             });
             await AssertProfiles(api, expected, silo);
@@ -119,7 +117,7 @@ public sealed class AerospikeModeTests : IDisposable
         }
         finally
         {
-            await RunScript(script!, "stop", directory);
+            await AerospikeServer.RunAsync(script!, fileStorage: true, "stop", directory);
             Directory.Delete(directory, recursive: true);
         }
     }
@@ -165,62 +163,6 @@ public sealed class AerospikeModeTests : IDisposable
                 Assert.True(seen.Item1 <= count, $"{user} counted {seen.Item1} events of {count}: applied twice");
                 return seen == (count, spent);
             }, $"{user} has {count} events and {spent} spent\n{silo.Log}", 120_000);
-        }
-    }
-
-    /// <summary>The development server script beside the repository (../shared/aerospike), or null.</summary>
-    private static string? ServerScript()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Audience.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        var script = directory is null ? null : Path.GetFullPath(Path.Combine(directory.FullName, "..", "shared", "aerospike", "aerospike-server"));
-        return script is not null && File.Exists(script) ? script : null;
-    }
-
-    private static async Task RunScript(string script, params string[] arguments)
-    {
-        var info = new ProcessStartInfo(script) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        info.Environment["AEROSPIKE_STORAGE"] = "file";
-        info.Environment["AEROSPIKE_DATA_SIZE"] = "512M";
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.True(process.ExitCode == 0, $"aerospike-server {string.Join(' ', arguments)} failed: {await output}{await error}");
-    }
-
-    /// <summary>A port whose next two (fabric, heartbeat) are free too.</summary>
-    private static int FreePortTriple()
-    {
-        for (var port = 28000 + Random.Shared.Next(0, 3000); ; port += 3)
-        {
-            if (IsFree(port) && IsFree(port + 1) && IsFree(port + 2))
-            {
-                return port;
-            }
-        }
-
-        static bool IsFree(int port)
-        {
-            try
-            {
-                using var listener = new TcpListener(IPAddress.Loopback, port);
-                listener.Start();
-                return true;
-            }
-            catch (SocketException)
-            {
-                return false;
-            }
         }
     }
 
