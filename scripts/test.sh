@@ -54,9 +54,12 @@ if [ -z "${AUDIENCE_TEST_AEROSPIKE:-}" ]; then
     as_port=3000
     port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
     while port_busy "$as_port" || port_busy $((as_port + 1)) || port_busy $((as_port + 2)); do as_port=$((as_port + 10)); done
-    "$aerospike" start "$as_dir" "$as_port"
     trap '"$aerospike" stop "$as_dir" >/dev/null 2>&1 || true; rm -rf "$as_dir"' EXIT
-    export AUDIENCE_TEST_AEROSPIKE="127.0.0.1:$as_port"
+    if "$aerospike" start "$as_dir" "$as_port"; then
+      export AUDIENCE_TEST_AEROSPIKE="127.0.0.1:$as_port"
+    else
+      log "Aerospike: the server beside the repository did not start (output above); its tests are skipped"
+    fi
   else
     log "Aerospike: no server (../shared/aerospike not found); its tests are skipped"
   fi
