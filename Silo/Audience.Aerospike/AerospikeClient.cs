@@ -553,7 +553,24 @@ public sealed class AerospikeClient : IAsyncDisposable
     }
 
     /// <summary>Reads one proto message of a batch operate's answer, each record's result code at its index; true at the LAST record.</summary>
-    private static bool ReadBatchResults(ReadOnlySpan<byte> body, BatchResult[] results)
+    private static bool ReadBatchResults(ReadOnlySpan<byte> body, BatchResult[] results) =>
+        ReadBatchAnswer(body, results, static (code, record, _) => new BatchResult(code, code == ResultCode.Ok ? record : null));
+
+    /// <summary>Reads one proto message of a batch read's answer; true at the LAST record.</summary>
+    private static bool ReadBatchGroup(ReadOnlySpan<byte> body, Record?[] results) =>
+        // Missing is null; any other failure of one key fails the batch (a timeout must not read as "not there").
+        ReadBatchAnswer(body, results, static (code, record, index) => code switch
+        {
+            ResultCode.Ok => record,
+            ResultCode.KeyNotFound or ResultCode.FilteredOut => null,
+            _ => throw new AerospikeException(code, $"Batch key {index} failed with {code}."),
+        });
+
+    /// <summary>
+    /// Reads one proto message of a batch answer, putting each record, as <paramref name="result"/> makes it, at its
+    /// batch index; true at the LAST record, which ends the answer.
+    /// </summary>
+    private static bool ReadBatchAnswer<T>(ReadOnlySpan<byte> body, T[] results, Func<ResultCode, Record, int, T> result)
     {
         var position = 0;
         while (position < body.Length)
@@ -573,40 +590,7 @@ public sealed class AerospikeClient : IAsyncDisposable
                 throw new AerospikeException(ResultCode.ParseError, $"Batch index {header.BatchIndex} is out of range.");
             }
 
-            results[header.BatchIndex] = new BatchResult(header.ResultCode, header.ResultCode == ResultCode.Ok ? record : null);
-        }
-
-        return false;
-    }
-
-    /// <summary>Reads one proto message of a batch answer; true at the LAST record.</summary>
-    private static bool ReadBatchGroup(ReadOnlySpan<byte> body, Record?[] results)
-    {
-        var position = 0;
-        while (position < body.Length)
-        {
-            var header = RecordParser.ReadHeader(body, ref position);
-            if (header.IsLast)
-            {
-                return header.ResultCode is ResultCode.Ok or ResultCode.KeyNotFound
-                    ? true
-                    : throw new AerospikeException(header.ResultCode, $"The batch ended with {header.ResultCode}.");
-            }
-
-            RecordParser.ReadFields(body, ref position, header.FieldCount, keep: false);
-            var record = RecordParser.ReadRecord(body, ref position, header);
-            if ((uint)header.BatchIndex >= (uint)results.Length)
-            {
-                throw new AerospikeException(ResultCode.ParseError, $"Batch index {header.BatchIndex} is out of range.");
-            }
-
-            // Missing is null; any other failure of one key fails the batch (a timeout must not read as "not there").
-            results[header.BatchIndex] = header.ResultCode switch
-            {
-                ResultCode.Ok => record,
-                ResultCode.KeyNotFound or ResultCode.FilteredOut => null,
-                _ => throw new AerospikeException(header.ResultCode, $"Batch key {header.BatchIndex} failed with {header.ResultCode}."),
-            };
+            results[header.BatchIndex] = result(header.ResultCode, record, header.BatchIndex);
         }
 
         return false;
