@@ -147,3 +147,31 @@ internal sealed class SiloProcess : IDisposable
         _process.Dispose();
     }
 }
+
+/// <summary>What the tests sent per user, checked against the users' profiles.</summary>
+internal static class ExpectedProfiles
+{
+    /// <summary>
+    /// Waits until every user's profile counts exactly the events and spend sent; a profile that counts more fails
+    /// at once (an event applied twice). <paramref name="log"/> adds a process's log to a timeout's message.
+    /// </summary>
+    public static async Task WaitUntilExactAsync(this HttpClient http, Dictionary<string, (long Count, decimal Spent)> expected, int timeoutMs, Func<string>? log = null)
+    {
+        foreach (var (user, (count, spent)) in expected)
+        {
+            await Http.Eventually(async () =>
+            {
+                var response = await http.GetAsync($"/api/users/{user}/profile");
+                if (response.StatusCode != System.Net.HttpStatusCode.OK)
+                {
+                    return false;
+                }
+
+                var json = await response.Json();
+                var seen = (json.GetProperty("eventCount").GetInt64(), json.GetProperty("totalSpent").GetDecimal());
+                Assert.True(seen.Item1 <= count, $"{user} counted {seen.Item1} events of {count}: applied twice");
+                return seen == (count, spent);
+            }, $"{user} has {count} events and {spent} spent" + (log is null ? "" : "\n" + log()), timeoutMs);
+        }
+    }
+}

@@ -64,22 +64,7 @@ public sealed class ScaleOutTests : IDisposable
             await Task.Delay(100);
         }
 
-        foreach (var (user, (count, spent)) in expected)
-        {
-            await Http.Eventually(async () =>
-            {
-                var profile = await api.Http.GetAsync($"/api/users/{user}/profile");
-                if (profile.StatusCode != HttpStatusCode.OK)
-                {
-                    return false;
-                }
-
-                var json = await profile.Json();
-                var seen = (json.GetProperty("eventCount").GetInt64(), json.GetProperty("totalSpent").GetDecimal());
-                Assert.True(seen.Item1 <= count, $"{user} counted {seen.Item1} events of {count}: applied twice");
-                return seen == (count, spent);
-            }, $"{user} has {count} events and {spent} spent\n{second.Log}", 90_000);
-        }
+        await api.Http.WaitUntilExactAsync(expected, 90_000, () => second.Log);
 
         var members = expected.Where(e => e.Value.Spent > Threshold).Select(e => e.Key).Order().ToList();
         Assert.NotEmpty(members);
@@ -137,22 +122,7 @@ public sealed class ScaleOutTests : IDisposable
         // Each move is a new claim of the partition: its epoch counts the owners it has had.
         Assert.True(_database.Scalar("SELECT max(epoch) FROM partitions") >= 2);
         await SendBatches(5);
-        foreach (var (user, (count, spent)) in expected)
-        {
-            await Http.Eventually(async () =>
-            {
-                var profile = await api.Http.GetAsync($"/api/users/{user}/profile");
-                if (profile.StatusCode != HttpStatusCode.OK)
-                {
-                    return false;
-                }
-
-                var json = await profile.Json();
-                var seen = (json.GetProperty("eventCount").GetInt64(), json.GetProperty("totalSpent").GetDecimal());
-                Assert.True(seen.Item1 <= count, $"{user} counted {seen.Item1} events of {count}: applied twice");
-                return seen == (count, spent);
-            }, $"{user} has {count} events and {spent} spent", 90_000);
-        }
+        await api.Http.WaitUntilExactAsync(expected, 90_000);
     }
 
     /// <summary>The distinct changes on user-segments by change id; a repeat must be identical.</summary>
