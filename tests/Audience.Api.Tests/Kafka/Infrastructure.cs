@@ -99,6 +99,21 @@ internal sealed class SiloProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>
+    /// Waits for the process to exit and for its redirected output to be read to the end (a process can exit before
+    /// the last lines of its log reach <see cref="Log"/>).
+    /// </summary>
+    public bool WaitForExit(int timeoutMs)
+    {
+        if (!_process.WaitForExit(timeoutMs))
+        {
+            return false;
+        }
+
+        _process.WaitForExit();
+        return true;
+    }
+
     public int ExitCode => _process.ExitCode;
 
     private void Append(string name, string? line)

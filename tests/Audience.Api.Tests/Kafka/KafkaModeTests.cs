@@ -267,13 +267,13 @@ public sealed class KafkaModeTests : IDisposable
     {
         using (var silo = new SiloProcess("", _database.ConnectionString, "silo"))
         {
-            Assert.True(SpinWait.SpinUntil(() => silo.HasExited, 60_000));
+            Assert.True(silo.WaitForExit(60_000), "the Silo did not stop:\n" + silo.Log);
             Assert.Equal(2, silo.ExitCode);
             Assert.Contains("Kafka:BootstrapServers", silo.Log, StringComparison.Ordinal);
         }
 
         using var bad = new SiloProcess(_kafka.Bootstrap, "", "silo");
-        Assert.True(SpinWait.SpinUntil(() => bad.HasExited, 60_000));
+        Assert.True(bad.WaitForExit(60_000), "the Silo did not stop:\n" + bad.Log);
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("Postgres:ConnectionString", bad.Log, StringComparison.Ordinal);
     }
