@@ -55,7 +55,7 @@ builder.Services.AddOpenApi();
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);
 
 var app = builder.Build();
-app.Services.PrepareStorage();
+await app.Services.PrepareStorageAsync();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();

@@ -11,7 +11,7 @@ namespace Audience.Silo;
 /// </summary>
 public static class SiloProgram
 {
-    public static int Main(string[] args)
+    public static async Task<int> Main(string[] args)
     {
         var builder = Host.CreateApplicationBuilder(AudienceServices.HostArguments(args));
         if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: true, Console.Error) is not { } mode)
@@ -23,8 +23,8 @@ public static class SiloProgram
         builder.UseOrleans(silo => silo.AddAudienceSilo(mode));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
         using var host = builder.Build();
-        host.Services.PrepareStorage();
-        host.Run();
+        await host.Services.PrepareStorageAsync();
+        await host.RunAsync();
         return 0;
     }
 }

@@ -75,7 +75,8 @@ internal static class KafkaThroughput
             settings["Aerospike:SetPrefix"] = setPrefix;
         }
 
-        using var host = SiloThroughput.BuildHost(settings, out var mode);
+        var (host, mode) = await SiloThroughput.BuildHostAsync(settings);
+        using var disposeHost = host;
         Console.WriteLine(aerospike is null
             ? $"profile store: PostgreSQL (database {databaseName})"
             : $"profile store: Aerospike at {aerospike}, sets {setPrefix}* (PostgreSQL database {databaseName} for segments and the cluster tables)");

@@ -33,7 +33,8 @@ internal static class SiloThroughput
         // event); otherwise a user's traits are stable, and changes come from spending and windows.
         var churn = args.Contains("churn");
         var directory = Path.Combine(Path.GetTempPath(), "audience-silo-throughput", Guid.NewGuid().ToString("N"));
-        using var host = BuildHost(new Dictionary<string, string?> { ["DataDirectory"] = directory }, out var mode);
+        var (host, mode) = await BuildHostAsync(new Dictionary<string, string?> { ["DataDirectory"] = directory });
+        using var disposeHost = host;
         var services = host.Services;
         var segments = services.GetRequiredService<SegmentService>();
         foreach (var (id, rule) in BenchmarkData.ThousandSegments().Take(950 * segmentCount / 1000).Concat(BenchmarkData.ThousandSegments().Skip(950).Take(Math.Max(1, segmentCount / 20))))
@@ -49,22 +50,24 @@ internal static class SiloThroughput
             await log.AppendAsync(batch);
         }
 
-        var lastSeq = Scalar(database, "SELECT max(seq) FROM events");
+        // Every partition's entries read back: the limit, and the sequence numbers the checkpoints must reach.
         var read = Stopwatch.StartNew();
-        using (var connection = database.Open())
+        var seqs = new List<long>[log.Partitions];
+        for (var p = 0; p < log.Partitions; p++)
         {
-            for (var p = 0; p < log.Partitions; p++)
+            seqs[p] = [];
+            using var reader = log.OpenReader(p);
+            var after = 0L;
+            List<PartitionEntry> page;
+            while ((page = reader.Read(after, 1000)).Count > 0)
             {
-                var after = 0L;
-                List<PartitionEntry> page;
-                while ((page = EventLog.Read(connection, p, after, 1000)).Count > 0)
-                {
-                    after = page[^1].Seq;
-                }
+                seqs[p].AddRange(page.Select(e => e.Seq));
+                after = page[^1].Seq;
             }
         }
 
         read.Stop();
+        long lastSeq = seqs.Sum(p => p.Count);
         Console.WriteLine($"limit: reading the log back: {lastSeq / read.Elapsed.TotalSeconds:N0} events/s");
 
         var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
@@ -77,8 +80,10 @@ internal static class SiloThroughput
         var clock = Stopwatch.StartNew();
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         var collectionsBefore = GC.CollectionCount(0);
-        var early = Scalar(database, "SELECT count(*) FROM events e JOIN partitions c ON c.partition = e.partition WHERE e.seq <= c.seq");
-        while (Scalar(database, "SELECT count(*) FROM (SELECT e.partition, max(e.seq) m FROM events e GROUP BY e.partition) p LEFT JOIN partitions c ON c.partition = p.partition WHERE coalesce(c.seq, 0) < p.m") > 0)
+        var readers = services.GetRequiredService<LocalReaders>();
+        var checkpoints = readers.Checkpoints();
+        long early = Enumerable.Range(0, log.Partitions).Sum(p => seqs[p].Count(s => s <= checkpoints.GetValueOrDefault(p)));
+        while (Enumerable.Range(0, log.Partitions).Any(p => seqs[p].Count > 0 && readers.Checkpoints().GetValueOrDefault(p) < seqs[p][^1]))
         {
             await Task.Delay(20);
         }
@@ -107,7 +112,7 @@ internal static class SiloThroughput
     }
 
     /// <summary>The Silo as the Api hosts it embedded, with its logging quiet.</summary>
-    internal static IHost BuildHost(Dictionary<string, string?> settings, out string mode)
+    internal static async Task<(IHost Host, string Mode)> BuildHostAsync(Dictionary<string, string?> settings)
     {
         var builder = Host.CreateApplicationBuilder(AudienceServices.HostArguments([]));
         builder.Configuration.AddInMemoryCollection(settings);
@@ -115,10 +120,9 @@ internal static class SiloThroughput
         var audience = AudienceMode.Read(builder.Configuration, siloProcess: settings.ContainsKey("Kafka:BootstrapServers"));
         builder.Services.AddAudienceCore(builder.Configuration, audience);
         builder.UseOrleans(silo => silo.AddAudienceSilo(audience));
-        mode = audience.IsKafka ? $"Kafka mode, {audience.ProfileStoreKind} store" : "embedded";
         var host = builder.Build();
-        host.Services.PrepareStorage();
-        return host;
+        await host.Services.PrepareStorageAsync();
+        return (host, audience.IsKafka ? $"Kafka mode, {audience.ProfileStoreKind} store" : "embedded");
     }
 
     /// <summary>A realistic mix: purchases, identifies, carts and page views from users drawn uniformly.</summary>

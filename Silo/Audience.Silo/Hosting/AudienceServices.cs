@@ -217,8 +217,12 @@ public static class AudienceServices
         {
             services.AddSingleton<ISegmentStore>(sp => new EmbeddedSegmentStore(sp.GetRequiredService<Database>()));
             // The in-process log stands in for user-events: the Api appends to it, the silo's readers read it.
-            services.AddSingleton(sp => new EventLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<SiloOptions>().Partitions,
-                sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<ILogger<EventLog>>()));
+            services.AddSingleton(sp =>
+            {
+                var options = sp.GetRequiredService<SiloOptions>();
+                return new EventLog(Path.Combine(options.DataDirectory, "log"), options.Partitions, options.EventRetention,
+                    sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<ILogger<EventLog>>());
+            });
         }
 
         services.AddSingleton(sp =>
@@ -238,9 +242,9 @@ public static class AudienceServices
 
     /// <summary>
     /// Creates or migrates the databases before anything starts: Orleans' membership tables live in PostgreSQL too,
-    /// and a silo reads them as soon as it starts.
+    /// and a silo reads them as soon as it starts; the embedded log takes over the events of an earlier layout.
     /// </summary>
-    public static void PrepareStorage(this IServiceProvider services)
+    public static async Task PrepareStorageAsync(this IServiceProvider services)
     {
         var mode = services.GetRequiredService<AudienceMode>();
         if (mode.PostgresConnectionString is not null)
@@ -250,7 +254,7 @@ public static class AudienceServices
 
         if (!mode.IsKafka)
         {
-            services.GetRequiredService<Database>();
+            await services.GetRequiredService<Database>().ImportEventsAsync(services.GetRequiredService<EventLog>()).ConfigureAwait(false);
         }
     }
 

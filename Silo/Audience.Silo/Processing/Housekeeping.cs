@@ -6,9 +6,9 @@ using Microsoft.Extensions.Logging;
 namespace Audience.Silo.Processing;
 
 /// <summary>
-/// Keeps stored events within their retention (<c>Silo:EventRetention</c>): the embedded log's events, once every
-/// partition has passed them, or the archive a server store keeps for filling new aggregates. Every ten minutes;
-/// every silo may run it, since a deletion by time is harmless to repeat.
+/// Keeps stored events within their retention (<c>Silo:EventRetention</c>): the embedded log's events, once their
+/// partition's reader has checkpointed past them, and the archive the profile store keeps for filling new aggregates.
+/// Every ten minutes; every silo may run it, since a deletion by time is harmless to repeat.
 /// </summary>
 public sealed partial class Housekeeping(IServiceProvider services, SiloOptions options, [FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time, ILogger<Housekeeping> logger) : BackgroundService
 {
@@ -17,14 +17,16 @@ public sealed partial class Housekeeping(IServiceProvider services, SiloOptions 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var log = services.GetService<EventLog>();
+        var readers = services.GetRequiredService<LocalReaders>();
         var store = services.GetRequiredService<IProfileStore>();
         while (!stoppingToken.IsCancellationRequested)
         {
             var cutoff = time.GetUtcNow().ToUnixTimeMilliseconds() - (long)options.EventRetention.TotalMilliseconds;
             try
             {
-                var pruned = log is not null ? log.Prune(cutoff) : await store.PruneArchiveAsync(cutoff, stoppingToken).ConfigureAwait(false);
-                LogPruned(pruned);
+                var pruned = log?.Prune(cutoff, readers.Checkpoints()) ?? 0;
+                var archived = await store.PruneArchiveAsync(cutoff, stoppingToken).ConfigureAwait(false);
+                LogPruned(pruned, archived);
             }
             catch (Exception e) when (e is StoreUnavailableException or System.Data.Common.DbException)
             {
@@ -42,8 +44,8 @@ public sealed partial class Housekeeping(IServiceProvider services, SiloOptions 
         }
     }
 
-    [LoggerMessage(EventId = 2401, Level = LogLevel.Debug, Message = "Pruned {Count} stored events past their retention")]
-    private partial void LogPruned(long count);
+    [LoggerMessage(EventId = 2401, Level = LogLevel.Debug, Message = "Pruned {Events} logged events and {Chunks} archived chunks past their retention")]
+    private partial void LogPruned(long events, long chunks);
 
     [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Pruning stored events failed; the next round tries again")]
     private partial void LogFailed(Exception exception);

@@ -30,17 +30,17 @@ public interface IPartitionSources
     Task<IPartitionSource> OpenAsync(int partition, long afterSeq, CancellationToken cancellationToken);
 }
 
-/// <summary>The embedded log's partitions, read from its SQLite table; a new append wakes the reader.</summary>
-public sealed class LogPartitionSources(EventLog log, Database database) : IPartitionSources
+/// <summary>The embedded log's partitions; a commit of new events wakes the partition's reader.</summary>
+public sealed class LogPartitionSources(EventLog log) : IPartitionSources
 {
     public Task<int> CountAsync(CancellationToken cancellationToken) => Task.FromResult(log.Partitions);
 
     public Task<IPartitionSource> OpenAsync(int partition, long afterSeq, CancellationToken cancellationToken) =>
-        Task.FromResult<IPartitionSource>(new LogPartitionSource(log, database, partition));
+        Task.FromResult<IPartitionSource>(new LogPartitionSource(log, partition));
 
-    private sealed class LogPartitionSource(EventLog log, Database database, int partition) : IPartitionSource
+    private sealed class LogPartitionSource(EventLog log, int partition) : IPartitionSource
     {
-        private readonly Microsoft.Data.Sqlite.SqliteConnection _connection = database.Open(durable: false);
+        private readonly PartitionLogReader _reader = log.OpenReader(partition);
 
         public string Topic => "embedded-log";
 
@@ -48,12 +48,12 @@ public sealed class LogPartitionSources(EventLog log, Database database) : IPart
 
         public async Task<IReadOnlyList<PartitionEntry>> ReadAsync(long afterSeq, int max, TimeSpan wait, CancellationToken cancellationToken)
         {
-            var entries = EventLog.Read(_connection, partition, afterSeq, max);
+            var entries = _reader.Read(afterSeq, max);
             if (entries.Count == 0 && wait > TimeSpan.Zero)
             {
-                // The log wakes this partition's waiter on every append; a wake-up before the wait is not lost.
+                // The log wakes this partition's waiter after every commit; a wake-up before the wait is not lost.
                 await log.WaitAsync(partition, wait, cancellationToken).ConfigureAwait(false);
-                entries = EventLog.Read(_connection, partition, afterSeq, max);
+                entries = _reader.Read(afterSeq, max);
             }
 
             return entries;
@@ -61,7 +61,7 @@ public sealed class LogPartitionSources(EventLog log, Database database) : IPart
 
         public ValueTask DisposeAsync()
         {
-            _connection.Dispose();
+            _reader.Dispose();
             return ValueTask.CompletedTask;
         }
     }

@@ -22,6 +22,9 @@ public sealed class LocalReaders
 
     public IReadOnlyCollection<int> Partitions => [.. _readers.Keys.Order()];
 
+    /// <summary>Each running reader's partition and checkpoint (the last sequence number written behind).</summary>
+    public IReadOnlyDictionary<int, long> Checkpoints() => _readers.ToDictionary(r => r.Key, r => r.Value.Checkpoint);
+
     public void Add(PartitionReader reader) => _readers[reader.Partition] = reader;
 
     public void Remove(PartitionReader reader) => _readers.TryRemove(new KeyValuePair<int, PartitionReader>(reader.Partition, reader));

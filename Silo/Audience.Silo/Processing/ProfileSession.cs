@@ -193,10 +193,7 @@ public sealed class ProfileSession
                 System.Text.Json.JsonSerializer.Serialize(e, SiloJsonContext.Default.UserEvent), _silo.Time.GetUtcNow()));
         }
 
-        if (_silo.Store.ArchivesEvents)
-        {
-            _archive.Add(new ArchivedEvent(logged.Seq, logged.ReceivedAt, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(e, SiloJsonContext.Default.UserEvent)));
-        }
+        _archive.Add(new ArchivedEvent(logged.Seq, logged.ReceivedAt, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(e, SiloJsonContext.Default.UserEvent)));
     }
 
     /// <summary>Evaluates what time alone may have changed, if the user's next due time has come.</summary>

@@ -58,8 +58,6 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
 
     public string Kind => "aerospike";
 
-    public bool ArchivesEvents => true;
-
     private string Set(string name) => _options.SetPrefix + name;
 
     private Key ProfileKey(string userId) => new(_options.Namespace, Set(ProfileSet), userId);

@@ -3,9 +3,9 @@ using Microsoft.Data.Sqlite;
 namespace Audience.Silo.Storage;
 
 /// <summary>
-/// The embedded SQLite database (one file in the data directory) holding the event log, profile records, the
-/// membership index, history chunks, partition checkpoints and segments, in WAL mode. Connections that acknowledge
-/// data (the event log, segments) commit with synchronous=FULL, so a commit survives a crash of the process or the
+/// The embedded SQLite database (one file in the data directory) holding profile records, the membership index,
+/// history chunks, archived events, partition checkpoints and segments, in WAL mode (the event log is a FASTER log
+/// of its own, <see cref="EventLog"/>). Connections that acknowledge data (segments) commit with synchronous=FULL, so a commit survives a crash of the process or the
 /// machine; the profile store uses NORMAL, which survives a process crash, and anything it loses on power failure is
 /// replayed from the log: a partition's checkpoint is written after the records it covers, and WAL keeps
 /// transactions in order, so no checkpoint outlives the records before it. All writers take
@@ -14,18 +14,9 @@ namespace Audience.Silo.Storage;
 public sealed class Database
 {
     /// <summary>The layout this version writes (PRAGMA user_version).</summary>
-    private const int LayoutVersion = 2;
+    private const int LayoutVersion = 3;
 
     private const string Schema = """
-        CREATE TABLE IF NOT EXISTS events(
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            partition INTEGER NOT NULL,
-            user_id TEXT NOT NULL,
-            event_id TEXT NOT NULL UNIQUE,
-            received_at INTEGER NOT NULL,
-            payload BLOB NOT NULL);
-        CREATE INDEX IF NOT EXISTS events_by_partition ON events(partition, seq);
-        CREATE INDEX IF NOT EXISTS events_by_user ON events(user_id, seq);
         CREATE TABLE IF NOT EXISTS partitions(partition INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, seq INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS profile_records(
             user_id TEXT PRIMARY KEY,
@@ -47,6 +38,14 @@ public sealed class Database
             chunk INTEGER NOT NULL,
             data BLOB NOT NULL,
             PRIMARY KEY(user_id, chunk)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS event_archive(
+            user_id TEXT NOT NULL,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            received_at INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY(user_id, first_seq)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS event_archive_by_time ON event_archive(received_at);
         CREATE TABLE IF NOT EXISTS backfills(
             partition INTEGER NOT NULL,
             segment_id TEXT NOT NULL,
@@ -72,7 +71,8 @@ public sealed class Database
         """;
 
     /// <summary>
-    /// Layout 1 kept a profile row, a membership row and a history row per change. Its derived tables are dropped,
+    /// Layouts 1 and 2 kept the event log in an <c>events</c> table; <see cref="ImportEventsAsync"/> moves it into the
+    /// FASTER log. Layout 1 kept a profile row, a membership row and a history row per change. Its derived tables are dropped,
     /// not converted: the partitions start again from the beginning of the log, which rebuilds every profile,
     /// membership and history entry from the events it still holds (replaying the log gives the same profiles).
     /// </summary>
@@ -114,6 +114,44 @@ public sealed class Database
     }
 
     public string Path { get; }
+
+    /// <summary>
+    /// Moves the events of an earlier layout's <c>events</c> table into <paramref name="log"/>, then drops the table
+    /// and everything derived from it: the partitions start again from the beginning of the new log, which rebuilds
+    /// every profile, membership, history entry and archived event (replaying the log gives the same profiles). The
+    /// log takes the events in one go or not at all, so a crash in between repeats nothing.
+    /// </summary>
+    public async Task ImportEventsAsync(EventLog log, CancellationToken cancellationToken = default)
+    {
+        using var connection = Open();
+        if (Scalar(connection, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'") == 0)
+        {
+            return;
+        }
+
+        await log.ImportAsync(Rows(connection), cancellationToken).ConfigureAwait(false);
+        using var transaction = connection.BeginTransaction();
+        Execute(connection, """
+            DROP TABLE events;
+            DELETE FROM partitions;
+            DELETE FROM profile_records;
+            DELETE FROM memberships;
+            DELETE FROM history_chunks;
+            DELETE FROM event_archive;
+            DELETE FROM backfills;
+            """, transaction);
+        transaction.Commit();
+
+        static IEnumerable<(long ReceivedAt, byte[] Json)> Rows(SqliteConnection connection)
+        {
+            using var command = Command(connection, "SELECT received_at, payload FROM events ORDER BY seq");
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                yield return (reader.GetInt64(0), (byte[])reader.GetValue(1));
+            }
+        }
+    }
 
     /// <summary>Held for every write transaction; SQLite has one writer at a time anyway.</summary>
     public Lock WriteGate { get; } = new();

@@ -7,8 +7,7 @@ namespace Audience.Silo.Storage;
 /// The embedded profile store, in the service's SQLite database. A batch of writes is one transaction on one writer
 /// connection: every record with its generation check, its membership index changes and its sealed history chunks.
 /// Reads use a small pool of connections, which WAL lets run beside the writer. SQLite does not do I/O
-/// asynchronously; its calls are short and run on the caller's thread. The event log keeps each user's events, so
-/// this store needs no archive of its own (<see cref="ArchivesEvents"/> is false).
+/// asynchronously; its calls are short and run on the caller's thread.
 /// </summary>
 public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
 {
@@ -26,8 +25,6 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
     }
 
     public string Kind => "embedded";
-
-    public bool ArchivesEvents => false;
 
     public Task<ProfileRecord?> ReadAsync(string userId, CancellationToken cancellationToken = default) =>
         Task.FromResult(Read(r => Database.Query(r, $"SELECT {Columns} FROM profile_records WHERE user_id = $u", ToRecord, ("$u", userId)).SingleOrDefault()));
@@ -85,7 +82,10 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
             using var chunk = Database.Command(_writer,
                 "INSERT INTO history_chunks(user_id, chunk, data) VALUES ($u, $c, $data) ON CONFLICT(user_id, chunk) DO UPDATE SET data = excluded.data",
                 ("$u", null), ("$c", null), ("$data", null));
-            foreach (var command in new[] { insert, update, enter, leave, chunk })
+            using var archive = Database.Command(_writer,
+                "INSERT INTO event_archive(user_id, first_seq, last_seq, received_at, data) VALUES ($u, $f, $l, $at, $data) ON CONFLICT(user_id, first_seq) DO NOTHING",
+                ("$u", null), ("$f", null), ("$l", null), ("$at", null), ("$data", null));
+            foreach (var command in new[] { insert, update, enter, leave, chunk, archive })
             {
                 command.Transaction = transaction;
             }
@@ -130,6 +130,16 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
                     chunk.Parameters["$c"].Value = sealedChunk.Chunk;
                     chunk.Parameters["$data"].Value = sealedChunk.Data;
                     chunk.ExecuteNonQuery();
+                }
+
+                if (write.Archive is { } events)
+                {
+                    archive.Parameters["$u"].Value = record.UserId;
+                    archive.Parameters["$f"].Value = events.FirstSeq;
+                    archive.Parameters["$l"].Value = events.LastSeq;
+                    archive.Parameters["$at"].Value = events.ReceivedAt;
+                    archive.Parameters["$data"].Value = events.Data;
+                    archive.ExecuteNonQuery();
                 }
 
                 results[i] = write.ExpectedGeneration + 1;
@@ -191,14 +201,21 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
             "SELECT chunk, data FROM history_chunks WHERE user_id = $u AND chunk >= $c ORDER BY chunk LIMIT $n",
             x => new HistoryChunk(x.GetInt64(0), (byte[])x.GetValue(1)), ("$u", userId), ("$c", fromChunk), ("$n", limit))));
 
-    /// <summary>The event log is the archive: its events of the user, by its per-user index.</summary>
     public Task<IReadOnlyList<ArchivedEvent>> ArchiveAsync(string userId, long uptoSeq, long receivedSince, CancellationToken cancellationToken = default) =>
         Task.FromResult<IReadOnlyList<ArchivedEvent>>(Read(r => Database.Query(r,
-            "SELECT seq, received_at, payload FROM events WHERE user_id = $u AND seq <= $upto AND received_at >= $since ORDER BY seq",
-            x => new ArchivedEvent(x.GetInt64(0), x.GetInt64(1), (byte[])x.GetValue(2)), ("$u", userId), ("$upto", uptoSeq), ("$since", receivedSince))));
+            "SELECT data FROM event_archive WHERE user_id = $u AND first_seq <= $upto AND received_at >= $since ORDER BY first_seq",
+            x => (byte[])x.GetValue(0), ("$u", userId), ("$upto", uptoSeq), ("$since", receivedSince))
+            .SelectMany(EventArchive.Decode).Where(e => e.Seq <= uptoSeq).ToList()));
 
-    /// <summary>The event log prunes itself (<see cref="EventLog.Prune"/>).</summary>
-    public Task<long> PruneArchiveAsync(long receivedBefore, CancellationToken cancellationToken = default) => Task.FromResult(0L);
+    public Task<long> PruneArchiveAsync(long receivedBefore, CancellationToken cancellationToken = default)
+    {
+        lock (_writeLock)
+        {
+            using var gate = _database.WriteGate.EnterScope();
+            using var command = Database.Command(_writer, "DELETE FROM event_archive WHERE received_at < $t", ("$t", receivedBefore));
+            return Task.FromResult((long)command.ExecuteNonQuery());
+        }
+    }
 
     public Task<IReadOnlyDictionary<string, long>> BackfilledVersionsAsync(int partition, CancellationToken cancellationToken = default) =>
         Task.FromResult<IReadOnlyDictionary<string, long>>(Read(r => Database.Query(r, "SELECT segment_id, version FROM backfills WHERE partition = $p",

@@ -68,12 +68,6 @@ public interface IProfileStore
     /// <summary><c>embedded</c> or <c>postgres</c>.</summary>
     string Kind { get; }
 
-    /// <summary>
-    /// Whether writes must carry the users' events (<see cref="ProfileWrite.Archive"/>): false where the event log
-    /// itself keeps them by user (embedded), true where only the store can (Kafka's retention cannot serve).
-    /// </summary>
-    bool ArchivesEvents { get; }
-
     Task<ProfileRecord?> ReadAsync(string userId, CancellationToken cancellationToken = default);
 
     /// <summary>The stored records among <paramref name="userIds"/>, in one round trip where the store can.</summary>

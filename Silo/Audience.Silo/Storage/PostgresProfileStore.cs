@@ -17,8 +17,6 @@ public sealed class PostgresProfileStore(NpgsqlDataSource dataSource) : IProfile
 
     public string Kind => "postgres";
 
-    public bool ArchivesEvents => true;
-
     public async Task<ProfileRecord?> ReadAsync(string userId, CancellationToken cancellationToken = default) =>
         (await ReadManyAsync([userId], cancellationToken).ConfigureAwait(false)).GetValueOrDefault(userId);
 
