@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
 
 var builder = WebApplication.CreateBuilder(AudienceServices.HostArguments(args));
+builder.Configuration.AddLoggingDefaults();
 
 if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: false, Console.Error) is not { } mode)
 {

@@ -14,6 +14,7 @@ public static class SiloProgram
     public static async Task<int> Main(string[] args)
     {
         var builder = Host.CreateApplicationBuilder(AudienceServices.HostArguments(args));
+        builder.Configuration.AddLoggingDefaults();
         if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: true, Console.Error) is not { } mode)
         {
             return 2;

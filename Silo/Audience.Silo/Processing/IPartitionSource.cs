@@ -52,7 +52,9 @@ public sealed class LogPartitionSources(EventLog log) : IPartitionSources
             if (entries.Count == 0 && wait > TimeSpan.Zero)
             {
                 // The log wakes this partition's waiter after every commit; a wake-up before the wait is not lost.
-                await log.WaitAsync(partition, wait, cancellationToken).ConfigureAwait(false);
+                using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                await Task.WhenAny(log.WaitAsync(partition, wait, waiting.Token), _reader.WaitAsync(waiting.Token)).ConfigureAwait(false);
+                await waiting.CancelAsync().ConfigureAwait(false);
                 entries = _reader.Read(afterSeq, max);
             }
 

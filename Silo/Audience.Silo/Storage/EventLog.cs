@@ -13,48 +13,72 @@ namespace Audience.Silo.Storage;
 public readonly record struct AppendResult(string EventId, bool Duplicate);
 
 /// <summary>
-/// The in-process, partitioned event log that stands in for Kafka in embedded mode: one FASTER log per partition
-/// (<c>{DataDirectory}/log/{partition}</c>), append-only, with group commit. An append enqueues its events in memory
-/// and returns once a commit covers them, so an acknowledged event survives a crash; whatever queued up while one
-/// commit was written goes out in the next, so commits grow with the load. Readers see committed entries only.
+/// The in-process, partitioned event log that stands in for Kafka in embedded mode: one FASTER log
+/// (<c>{DataDirectory}/log</c>), append-only, with group commit. An append enqueues its events in memory and returns
+/// once a commit covers them, so an acknowledged event survives a crash; one commit is written at a time, covering
+/// whatever queued up while the one before was written, so commits grow with the load (one log for every partition:
+/// a commit per partition would cost a synchronous write each). Readers see committed entries only.
 /// <para>
-/// An entry is the receive time (Unix ms, 8 bytes), the 64-bit hash of the event id (8 bytes) and the event's JSON.
-/// Event ids are unique within the retention (<c>Silo:EventRetention</c>): the hashes of the retained events are held
-/// in memory (about 40 bytes each), rebuilt from the log at start, and a repeated id is reported as a duplicate and
-/// not stored again. A partition's sequence number is the entry's address in its log (so it grows, and 0 means
-/// "nothing yet").
+/// An entry is the receive time (Unix ms, 8 bytes), the 64-bit hash of the event id (8 bytes), the partition (8 bytes)
+/// and the event's JSON. Event ids are unique within the retention (<c>Silo:EventRetention</c>): the hashes of the
+/// retained events are held in memory (about 40 bytes each), rebuilt from the log at start, and a repeated id is
+/// reported as a duplicate and not stored again. A sequence number is the entry's address in the log (so it grows,
+/// and 0 means "nothing yet"); a partition's reader reads the log and keeps its partition's entries.
 /// </para>
 /// </summary>
 public sealed partial class EventLog : IEventSink, IAsyncDisposable
 {
-    private const int HeaderSize = 16;
+    private const int HeaderSize = 24;
 
-    /// <summary>How far apart (in receive time) the places are where a partition may be cut when pruning.</summary>
+    /// <summary>How far apart (in receive time) the places are where the log may be cut when pruning.</summary>
     private static readonly long MarkIntervalMs = (long)TimeSpan.FromMinutes(1).TotalMilliseconds;
 
-    private readonly Partition[] _partitions;
+    private readonly FasterLogSettings _settings;
+    private readonly FasterLog _log;
+    private readonly int _partitions;
+    private readonly Processing.WakeSignal[] _signals;
+    private readonly Processing.WakeSignal _uncommitted = new();
     private readonly TimeProvider _time;
     private readonly ILogger<EventLog> _logger;
     private readonly Lock _appendLock = new();
 
     /// <summary>The retained events' id hashes and when each was received; guarded by <see cref="_appendLock"/>.</summary>
     private readonly Dictionary<ulong, long> _ids = [];
+
+    /// <summary>Entry addresses at which a cut may go: one per minute of receive time, with how many entries precede it.</summary>
+    private readonly Queue<(long ReceivedAt, long Address, long Ordinal)> _marks = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _committer;
+    private long _ordinal;
+    private long _lastMark;
     private volatile string? _fault;
     private bool _disposed;
 
     public EventLog(string directory, int partitions, TimeSpan retention, TimeProvider time, ILogger<EventLog> logger)
     {
+        _partitions = partitions;
         _time = time;
         _logger = logger;
-        var since = time.GetUtcNow().ToUnixTimeMilliseconds() - (long)retention.TotalMilliseconds;
-        _partitions = [.. Enumerable.Range(0, partitions).Select(p => new Partition(Path.Combine(directory, p.ToString(System.Globalization.CultureInfo.InvariantCulture))))];
-        foreach (var partition in _partitions)
+        _signals = [.. Enumerable.Range(0, partitions).Select(_ => new Processing.WakeSignal())];
+        _settings = new FasterLogSettings(directory)
         {
-            partition.Rebuild(_ids, since);
-        }
+            // 1 MB pages, 32 MB in memory: what a burst of appends holds until the disk has it.
+            PageSizeBits = 20,
+            MemorySizeBits = 25,
+            // 64 MB files: the granularity in which pruned events leave the disk.
+            SegmentSizeBits = 26,
+            // The commit record goes into the log itself instead of a file per commit: about 0.7 ms less per commit.
+            FastCommitMode = true,
+            LogChecksum = LogChecksumType.PerEntry,
+            RemoveOutdatedCommits = true,
+            TryRecoverLatest = true,
+        };
+        _log = new FasterLog(_settings);
+        Rebuild(time.GetUtcNow().ToUnixTimeMilliseconds() - (long)retention.TotalMilliseconds);
+        _committer = Task.Run(() => CommitLoop(_stopping.Token));
     }
 
-    public int Partitions => _partitions.Length;
+    public int Partitions => _partitions;
 
     /// <summary>Why the log cannot take events now (a commit failed: the disk is full or gone), or null.</summary>
     public string? Fault => _fault;
@@ -80,7 +104,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                 writer.Reset(encoded);
                 JsonSerializer.Serialize(writer, events[i], SiloJsonContext.Default.UserEvent);
                 writer.Flush();
-                entries[i] = new Entry(start, encoded.WrittenCount - start, EventValues.PartitionOf(events[i].UserId, _partitions.Length), Hash(events[i].EventId), now);
+                entries[i] = new Entry(start, encoded.WrittenCount - start, EventValues.PartitionOf(events[i].UserId, _partitions), Hash(events[i].EventId), now);
             }
         }
 
@@ -95,75 +119,102 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         }
 
         var results = new AppendResult[events.Count];
-        // Per partition: the address a commit must reach for this request's events (and for the originals of its duplicates).
-        var until = new long[_partitions.Length];
+        var touched = new bool[_partitions];
+        // The address a commit must reach for this request's events (and for the originals of its duplicates).
+        var until = 0L;
         lock (_appendLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             for (var i = 0; i < entries.Length; i++)
             {
-                var (start, length, p, hash, receivedAt) = entries[i];
-                var partition = _partitions[p];
+                var (start, length, partition, hash, receivedAt) = entries[i];
                 if (!_ids.TryAdd(hash, receivedAt))
                 {
-                    // Stored already, or on its way: answer once whatever is enqueued in its partition is committed.
+                    // Stored already, or on its way: answer once whatever is enqueued is committed.
                     results[i] = new AppendResult(events[i].EventId, true);
-                    until[p] = Math.Max(until[p], partition.Log.TailAddress);
+                    until = Math.Max(until, _log.TailAddress);
                     continue;
                 }
 
                 var entry = encoded.Span.Slice(start, length);
                 BinaryPrimitives.WriteInt64LittleEndian(entry, receivedAt);
                 BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], hash);
-                if (!partition.Log.TryEnqueue(entry, out var address))
+                BinaryPrimitives.WriteInt64LittleEndian(entry[16..], partition);
+                if (!_log.TryEnqueue(entry, out var address))
                 {
-                    // The partition's memory is full of entries its disk has not taken yet: the log is behind.
+                    // The log's memory is full of entries its disk has not taken yet: it is behind.
                     _ids.Remove(hash);
                     throw new EventLogUnavailableException("The event log is behind: its buffers are full of events not yet written.", null);
                 }
 
-                partition.Appended(address, receivedAt);
+                Appended(address, receivedAt);
                 results[i] = new AppendResult(events[i].EventId, false);
-                until[p] = address + 1;
+                touched[partition] = true;
+                until = address + 1;
             }
         }
 
-        try
+        if (until > 0)
         {
-            for (var p = 0; p < until.Length; p++)
+            try
             {
-                if (until[p] > _partitions[p].Log.CommittedUntilAddress)
+                if (until > _log.CommittedUntilAddress)
                 {
-                    _partitions[p].Log.Commit();
+                    _uncommitted.Wake();
                 }
-            }
 
-            for (var p = 0; p < until.Length; p++)
+                await _log.WaitForCommitAsync(until, token: cancellationToken).ConfigureAwait(false);
+            }
+            catch (CommitFailureException e)
             {
-                if (until[p] > 0)
-                {
-                    await _partitions[p].Log.WaitForCommitAsync(until[p], token: cancellationToken).ConfigureAwait(false);
-                    _partitions[p].Signal.Wake();
-                }
+                // FASTER stops taking entries after a device error; readiness says why until the process restarts.
+                _fault = e.Message;
+                LogCommitFailed(e);
+                throw new EventLogUnavailableException("The event log could not store the events.", e);
             }
         }
-        catch (CommitFailureException e)
+
+        for (var p = 0; p < touched.Length; p++)
         {
-            // FASTER stops taking entries after a device error; readiness says why until the process restarts.
-            _fault = e.Message;
-            LogCommitFailed(e);
-            throw new EventLogUnavailableException("The event log could not store the events.", e);
+            if (touched[p])
+            {
+                _signals[p].Wake();
+            }
         }
 
         return results;
     }
 
+    /// <summary>
+    /// Group commit: one commit at a time, covering everything enqueued until it starts; appends that come while it is
+    /// written wait for the next.
+    /// </summary>
+    private async Task CommitLoop(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await _uncommitted.WaitAsync(Timeout.InfiniteTimeSpan, stopping).ConfigureAwait(false);
+                await _log.CommitAsync(stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (CommitFailureException)
+            {
+                return; // the appenders waiting for this commit see the failure themselves
+            }
+        }
+    }
+
     /// <summary>Waits until new events may be in the partition, or the timeout passes.</summary>
     public Task WaitAsync(int partition, TimeSpan timeout, CancellationToken cancellationToken) =>
-        _partitions[partition].Signal.WaitAsync(timeout, cancellationToken);
+        _signals[partition].WaitAsync(timeout, cancellationToken);
 
     /// <summary>A reader of one partition's committed entries, for one consumer at a time.</summary>
-    public PartitionLogReader OpenReader(int partition) => new(_partitions[partition].Log, partition);
+    public PartitionLogReader OpenReader(int partition) => new(_log, partition);
 
     /// <summary>
     /// Moves events from a database of an earlier version (events kept in an SQLite table) into this log, keeping
@@ -175,10 +226,9 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         lock (_appendLock)
         {
             _ids.Clear();
-            foreach (var partition in _partitions)
-            {
-                partition.Clear();
-            }
+            _log.TruncateUntil(_log.TailAddress);
+            _marks.Clear();
+            _ordinal = 0;
         }
 
         foreach (var chunk in rows.Chunk(1_000))
@@ -194,7 +244,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                 }
 
                 events.Add(e);
-                entries.Add(new Entry(encoded.WrittenCount, HeaderSize + json.Length, EventValues.PartitionOf(e.UserId, _partitions.Length), Hash(e.EventId), receivedAt));
+                entries.Add(new Entry(encoded.WrittenCount, HeaderSize + json.Length, EventValues.PartitionOf(e.UserId, _partitions), Hash(e.EventId), receivedAt));
                 encoded.GetSpan(HeaderSize);
                 encoded.Advance(HeaderSize);
                 encoded.Write(json);
@@ -203,33 +253,48 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
             await AppendAsync(events, MemoryMarshal.AsMemory(encoded.WrittenMemory), [.. entries], cancellationToken).ConfigureAwait(false);
         }
 
-        foreach (var partition in _partitions)
-        {
-            await partition.Log.CommitAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Cuts each partition's events received before <paramref name="cutoffMs"/> that its reader has checkpointed past
-    /// (<paramref name="checkpoints"/>: partition and the last sequence number applied), and forgets their ids: the
-    /// retention is also the window in which a repeated event id is recognised. Returns how many events went.
+    /// Cuts the events received before <paramref name="cutoffMs"/> that every partition's reader has checkpointed past
+    /// (<paramref name="checkpoints"/>: partition and the last sequence number applied; nothing is cut while a
+    /// partition has no reader), and forgets the ids received before it: the retention is also the window in which a
+    /// repeated event id is recognised. Returns how many events went.
     /// </summary>
     public long Prune(long cutoffMs, IReadOnlyDictionary<int, long> checkpoints)
     {
         long pruned = 0;
-        for (var p = 0; p < _partitions.Length; p++)
-        {
-            if (checkpoints.TryGetValue(p, out var checkpoint))
-            {
-                lock (_appendLock)
-                {
-                    pruned += _partitions[p].Prune(cutoffMs, checkpoint);
-                }
-            }
-        }
-
         lock (_appendLock)
         {
+            if (checkpoints.Count == _partitions)
+            {
+                var checkpoint = checkpoints.Values.Min();
+                (long ReceivedAt, long Address, long Ordinal)? cut = null;
+                var first = _marks.TryPeek(out var head) ? head.Ordinal : 0;
+                // Cutting at a mark drops the entries before it: those from the mark before it (the head: where the
+                // log begins now), all received before the earlier of the next mark and a mark interval after the head.
+                while (_marks.Count > 1)
+                {
+                    var next = _marks.ElementAt(1);
+                    if (Math.Min(next.ReceivedAt, head.ReceivedAt + MarkIntervalMs) > cutoffMs || next.Address > checkpoint)
+                    {
+                        break;
+                    }
+
+                    _marks.Dequeue();
+                    head = next;
+                    cut = next;
+                }
+
+                if (cut is { } at)
+                {
+                    _log.TruncateUntil(at.Address);
+                    _uncommitted.Wake();
+                    pruned = at.Ordinal - first;
+                }
+            }
+
             foreach (var (hash, receivedAt) in _ids)
             {
                 if (receivedAt < cutoffMs)
@@ -242,25 +307,63 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         return pruned;
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         // Registered as itself and as the event sink, so the container disposes it twice.
         lock (_appendLock)
         {
             if (_disposed)
             {
-                return ValueTask.CompletedTask;
+                return;
             }
 
             _disposed = true;
         }
 
-        foreach (var partition in _partitions)
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _committer.ConfigureAwait(false);
+        _log.Dispose();
+        _settings.Dispose();
+        foreach (var signal in _signals)
         {
-            partition.Dispose();
+            signal.Dispose();
         }
 
-        return ValueTask.CompletedTask;
+        _uncommitted.Dispose();
+        _stopping.Dispose();
+    }
+
+    /// <summary>Reads the committed entries once at start: the ids still retained, and the places to cut.</summary>
+    private void Rebuild(long retainedSince)
+    {
+        using var iterator = _log.Scan(_log.BeginAddress, _log.TailAddress);
+        while (iterator.GetNext(out var entry, out var length, out var address))
+        {
+            if (length < HeaderSize)
+            {
+                continue;
+            }
+
+            var receivedAt = BinaryPrimitives.ReadInt64LittleEndian(entry);
+            if (receivedAt >= retainedSince)
+            {
+                _ids.TryAdd(BinaryPrimitives.ReadUInt64LittleEndian(entry.AsSpan(8)), receivedAt);
+            }
+
+            Appended(address, receivedAt);
+        }
+    }
+
+    /// <summary>Called for every entry enqueued, in address order (under the append lock).</summary>
+    private void Appended(long address, long receivedAt)
+    {
+        if (_marks.Count == 0 || receivedAt - _lastMark >= MarkIntervalMs)
+        {
+            _marks.Enqueue((receivedAt, address, _ordinal));
+            _lastMark = receivedAt;
+        }
+
+        _ordinal++;
     }
 
     /// <summary>An encoded event in a request's buffer: where, its partition, its id's hash, its receive time.</summary>
@@ -271,157 +374,55 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Critical, Message = "The event log could not commit; it takes no events until the process restarts")]
     private partial void LogCommitFailed(Exception exception);
-
-    /// <summary>One partition's log, its reader's wake-up, and where it may be cut by receive time.</summary>
-    private sealed class Partition : IDisposable
-    {
-        private readonly FasterLogSettings _settings;
-
-        /// <summary>Entry addresses at which a cut may go: one per minute of receive time, with how many entries precede it.</summary>
-        private readonly Queue<(long ReceivedAt, long Address, long Ordinal)> _marks = new();
-        private long _ordinal;
-        private long _lastMark;
-
-        public Partition(string directory)
-        {
-            _settings = new FasterLogSettings(directory)
-            {
-                // 1 MB pages, 8 MB in memory: what a burst of appends holds until the disk has it.
-                PageSizeBits = 20,
-                MemorySizeBits = 23,
-                // 64 MB files: the granularity in which pruned events leave the disk.
-                SegmentSizeBits = 26,
-                // The commit record goes into the log itself instead of a file per commit: about 0.7 ms less per commit.
-                FastCommitMode = true,
-                LogChecksum = LogChecksumType.PerEntry,
-                RemoveOutdatedCommits = true,
-                TryRecoverLatest = true,
-            };
-            Log = new FasterLog(_settings);
-        }
-
-        public FasterLog Log { get; }
-
-        public Processing.WakeSignal Signal { get; } = new();
-
-        /// <summary>Reads the committed entries once at start: the ids still retained, and the places to cut.</summary>
-        public void Rebuild(Dictionary<ulong, long> ids, long retainedSince)
-        {
-            using var iterator = Log.Scan(Log.BeginAddress, Log.TailAddress);
-            while (iterator.GetNext(out var entry, out var length, out var address))
-            {
-                if (length < HeaderSize)
-                {
-                    continue;
-                }
-
-                var receivedAt = BinaryPrimitives.ReadInt64LittleEndian(entry);
-                if (receivedAt >= retainedSince)
-                {
-                    ids.TryAdd(BinaryPrimitives.ReadUInt64LittleEndian(entry.AsSpan(8)), receivedAt);
-                }
-
-                Appended(address, receivedAt);
-            }
-        }
-
-        /// <summary>Cuts every entry (under the append lock).</summary>
-        public void Clear()
-        {
-            Log.TruncateUntil(Log.TailAddress);
-            _marks.Clear();
-            _ordinal = 0;
-        }
-
-        /// <summary>Called under the append lock for every entry enqueued, in address order.</summary>
-        public void Appended(long address, long receivedAt)
-        {
-            if (_marks.Count == 0 || receivedAt - _lastMark >= MarkIntervalMs)
-            {
-                _marks.Enqueue((receivedAt, address, _ordinal));
-                _lastMark = receivedAt;
-            }
-
-            _ordinal++;
-        }
-
-        /// <summary>Cuts at the last mark received by the cutoff and not past the checkpoint; returns how many entries went.</summary>
-        public long Prune(long cutoffMs, long checkpoint)
-        {
-            (long ReceivedAt, long Address, long Ordinal)? cut = null;
-            var first = _marks.TryPeek(out var head) ? head.Ordinal : 0;
-            // Cutting at a mark drops the entries before it: those from the mark before it (the head: where the log
-            // begins now), all received before the earlier of the next mark and a mark interval after the head.
-            while (_marks.Count > 1)
-            {
-                var next = _marks.ElementAt(1);
-                if (Math.Min(next.ReceivedAt, head.ReceivedAt + MarkIntervalMs) > cutoffMs || next.Address > checkpoint)
-                {
-                    break;
-                }
-
-                _marks.Dequeue();
-                head = next;
-                cut = next;
-            }
-
-            if (cut is not { } at)
-            {
-                return 0;
-            }
-
-            Log.TruncateUntil(at.Address);
-            Log.Commit();
-            return at.Ordinal - first;
-        }
-
-        public void Dispose()
-        {
-            Log.Dispose();
-            _settings.Dispose();
-            Signal.Dispose();
-        }
-    }
 }
 
 /// <summary>
-/// Reads one partition of the <see cref="EventLog"/> in order, from any sequence number: the entries committed after
-/// it. Not thread-safe: one reader per consumer.
+/// Reads one partition of the <see cref="EventLog"/> in order, from any sequence number: the partition's entries
+/// committed after it (the others' are passed over without being copied). Not thread-safe: one reader per consumer.
 /// </summary>
 public sealed class PartitionLogReader(FasterLog log, int partition) : IDisposable
 {
     private FasterLogScanIterator? _iterator;
-    private long _position = -1;
 
-    /// <summary>Up to <paramref name="max"/> committed entries after <paramref name="afterSeq"/>, in order.</summary>
+    /// <summary>Where the iterator is: the last entry it read, and the last of this partition's it returned.</summary>
+    private long _position = -1;
+    private long _returned = -1;
+
+    /// <summary>Up to <paramref name="max"/> committed entries of the partition after <paramref name="afterSeq"/>, in order.</summary>
     public List<Processing.PartitionEntry> Read(long afterSeq, int max)
     {
-        if (_iterator is null || afterSeq != _position)
+        if (_iterator is null || (afterSeq != _position && afterSeq != _returned))
         {
-            // The iterator is where the last read ended; anywhere else (a reader going back to its checkpoint), start over.
+            // The iterator is where the last read ended (between the two, only other partitions' entries); anywhere
+            // else (a reader going back to its checkpoint), start over.
             _iterator?.Dispose();
             _iterator = log.Scan(Math.Max(afterSeq, log.BeginAddress), long.MaxValue);
         }
 
         var entries = new List<Processing.PartitionEntry>(Math.Min(max, 256));
-        while (entries.Count < max && _iterator.GetNext(out var entry, out var length, out var address))
+        var last = afterSeq;
+        while (entries.Count < max && _iterator.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out _))
         {
-            if (address <= afterSeq)
+            using (owner)
             {
-                continue; // the entry the scan started at was read before
+                last = Math.Max(last, address);
+                var entry = owner.Memory[..length];
+                if (address > afterSeq && length >= 24 && BinaryPrimitives.ReadInt64LittleEndian(entry.Span[16..]) == partition)
+                {
+                    entries.Add(ToEntry(entry, address));
+                }
             }
-
-            entries.Add(ToEntry(entry.AsMemory(0, length), address));
         }
 
-        _position = entries.Count > 0 ? entries[^1].Seq : afterSeq;
+        _position = last;
+        _returned = entries.Count > 0 ? entries[^1].Seq : afterSeq;
         return entries;
     }
 
     private Processing.PartitionEntry ToEntry(ReadOnlyMemory<byte> entry, long seq)
     {
         var receivedAt = BinaryPrimitives.ReadInt64LittleEndian(entry.Span);
-        var json = entry[16..];
+        var json = entry[24..];
         var at = DateTimeOffset.FromUnixTimeMilliseconds(receivedAt);
         // Events were checked on the way in; one that no longer reads (a format change) is passed over, not applied.
         return EventParser.TryRead(json, at, out var e, out var error)
@@ -429,6 +430,10 @@ public sealed class PartitionLogReader(FasterLog log, int partition) : IDisposab
             : new Processing.PartitionEntry(seq, receivedAt, null,
                 new DeadLetterMessage(error!, "embedded-log", partition, seq, null, System.Text.Encoding.UTF8.GetString(json.Span), at));
     }
+
+    /// <summary>Completes when the iterator may read further: new commits, or a page it had to load from disk.</summary>
+    public Task WaitAsync(CancellationToken cancellationToken) =>
+        _iterator is null ? Task.CompletedTask : _iterator.WaitAsync(cancellationToken).AsTask();
 
     public void Dispose() => _iterator?.Dispose();
 }
