@@ -30,7 +30,7 @@ public interface IPartitionSources
     Task<IPartitionSource> OpenAsync(int partition, long afterSeq, CancellationToken cancellationToken);
 }
 
-/// <summary>The embedded log's partitions; a commit of new events wakes the partition's reader.</summary>
+/// <summary>The embedded log's partitions; a commit of new events wakes the readers.</summary>
 public sealed class LogPartitionSources(EventLog log) : IPartitionSources
 {
     public Task<int> CountAsync(CancellationToken cancellationToken) => Task.FromResult(log.Partitions);
@@ -51,10 +51,8 @@ public sealed class LogPartitionSources(EventLog log) : IPartitionSources
             var entries = _reader.Read(afterSeq, max);
             if (entries.Count == 0 && wait > TimeSpan.Zero)
             {
-                // The log wakes this partition's waiter after every commit; a wake-up before the wait is not lost.
-                using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                await Task.WhenAny(log.WaitAsync(partition, wait, waiting.Token), _reader.WaitAsync(waiting.Token)).ConfigureAwait(false);
-                await waiting.CancelAsync().ConfigureAwait(false);
+                // Completes at once if a commit came since the read found nothing.
+                await _reader.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
                 entries = _reader.Read(afterSeq, max);
             }
 

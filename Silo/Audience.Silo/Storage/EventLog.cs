@@ -36,7 +36,6 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     private readonly FasterLogSettings _settings;
     private readonly FasterLog _log;
     private readonly int _partitions;
-    private readonly Processing.WakeSignal[] _signals;
     private readonly Processing.WakeSignal _uncommitted = new();
     private readonly TimeProvider _time;
     private readonly ILogger<EventLog> _logger;
@@ -59,7 +58,6 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         _partitions = partitions;
         _time = time;
         _logger = logger;
-        _signals = [.. Enumerable.Range(0, partitions).Select(_ => new Processing.WakeSignal())];
         _settings = new FasterLogSettings(directory)
         {
             // 1 MB pages, 32 MB in memory: what a burst of appends holds until the disk has it.
@@ -119,7 +117,6 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         }
 
         var results = new AppendResult[events.Count];
-        var touched = new bool[_partitions];
         // The address a commit must reach for this request's events (and for the originals of its duplicates).
         var until = 0L;
         lock (_appendLock)
@@ -149,7 +146,6 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
 
                 Appended(address, receivedAt);
                 results[i] = new AppendResult(events[i].EventId, false);
-                touched[partition] = true;
                 until = address + 1;
             }
         }
@@ -163,7 +159,9 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                     _uncommitted.Wake();
                 }
 
-                await _log.WaitForCommitAsync(until, token: cancellationToken).ConfigureAwait(false);
+                // Not cancelled with the request: the events are stored whether or not the client still waits, and a
+                // cancellable wait costs FASTER a slower path on every append.
+                await _log.WaitForCommitAsync(until, token: CancellationToken.None).ConfigureAwait(false);
             }
             catch (CommitFailureException e)
             {
@@ -171,14 +169,6 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                 _fault = e.Message;
                 LogCommitFailed(e);
                 throw new EventLogUnavailableException("The event log could not store the events.", e);
-            }
-        }
-
-        for (var p = 0; p < touched.Length; p++)
-        {
-            if (touched[p])
-            {
-                _signals[p].Wake();
             }
         }
 
@@ -208,10 +198,6 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
             }
         }
     }
-
-    /// <summary>Waits until new events may be in the partition, or the timeout passes.</summary>
-    public Task WaitAsync(int partition, TimeSpan timeout, CancellationToken cancellationToken) =>
-        _signals[partition].WaitAsync(timeout, cancellationToken);
 
     /// <summary>A reader of one partition's committed entries, for one consumer at a time.</summary>
     public PartitionLogReader OpenReader(int partition) => new(_log, partition);
@@ -324,11 +310,6 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         await _committer.ConfigureAwait(false);
         _log.Dispose();
         _settings.Dispose();
-        foreach (var signal in _signals)
-        {
-            signal.Dispose();
-        }
-
         _uncommitted.Dispose();
         _stopping.Dispose();
     }
@@ -431,9 +412,28 @@ public sealed class PartitionLogReader(FasterLog log, int partition) : IDisposab
                 new DeadLetterMessage(error!, "embedded-log", partition, seq, null, System.Text.Encoding.UTF8.GetString(json.Span), at));
     }
 
-    /// <summary>Completes when the iterator may read further: new commits, or a page it had to load from disk.</summary>
-    public Task WaitAsync(CancellationToken cancellationToken) =>
-        _iterator is null ? Task.CompletedTask : _iterator.WaitAsync(cancellationToken).AsTask();
+    /// <summary>
+    /// Waits until the log has committed entries past where this reader is (or a page it had to load from disk is in),
+    /// or the timeout passes.
+    /// </summary>
+    public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_iterator is null)
+        {
+            return;
+        }
+
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timer.CancelAfter(timeout);
+        try
+        {
+            await _iterator.WaitAsync(timer.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The timeout: the caller reads again and goes on with its other work.
+        }
+    }
 
     public void Dispose() => _iterator?.Dispose();
 }
