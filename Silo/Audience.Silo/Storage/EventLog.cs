@@ -89,27 +89,41 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     public Task<AppendResult[]> AppendAsync(IReadOnlyList<UserEvent> events, CancellationToken cancellationToken = default)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var encoded = new ArrayBufferWriter<byte>(events.Count * 256);
+        // Encoded here, on the caller's thread, into this thread's buffer (the log copies entries as it enqueues them):
+        // whatever is wrong with one request fails that request only.
+        var (encoded, writer) = EncodingBuffer.Take();
         var entries = new Entry[events.Count];
-        using (var writer = new Utf8JsonWriter(encoded))
+        for (var i = 0; i < events.Count; i++)
         {
-            // Encoded here, on the caller's thread: whatever is wrong with one request fails that request only.
-            for (var i = 0; i < events.Count; i++)
-            {
-                var start = encoded.WrittenCount;
-                encoded.GetSpan(HeaderSize);
-                encoded.Advance(HeaderSize);
-                writer.Reset(encoded);
-                JsonSerializer.Serialize(writer, events[i], SiloJsonContext.Default.UserEvent);
-                writer.Flush();
-                entries[i] = new Entry(start, encoded.WrittenCount - start, EventValues.PartitionOf(events[i].UserId, _partitions), Hash(events[i].EventId), now);
-            }
+            var start = encoded.WrittenCount;
+            encoded.GetSpan(HeaderSize);
+            encoded.Advance(HeaderSize);
+            writer.Reset(encoded);
+            JsonSerializer.Serialize(writer, events[i], SiloJsonContext.Default.UserEvent);
+            writer.Flush();
+            entries[i] = new Entry(start, encoded.WrittenCount - start, EventValues.PartitionOf(events[i].UserId, _partitions), Hash(events[i].EventId), now);
         }
 
-        return AppendAsync(events, MemoryMarshal.AsMemory(encoded.WrittenMemory), entries, cancellationToken);
+        try
+        {
+            var (results, until) = Enqueue(events, MemoryMarshal.AsMemory(encoded.WrittenMemory), entries);
+            return until > 0 ? WaitForCommitAsync(results, until) : Task.FromResult(results);
+        }
+        catch (EventLogUnavailableException e)
+        {
+            return Task.FromException<AppendResult[]>(e);
+        }
+        finally
+        {
+            EncodingBuffer.Release(encoded, writer);
+        }
     }
 
-    private async Task<AppendResult[]> AppendAsync(IReadOnlyList<UserEvent> events, Memory<byte> encoded, Entry[] entries, CancellationToken cancellationToken)
+    /// <summary>
+    /// Enqueues what is new, in memory, under the append lock; returns each event's result and the address a commit
+    /// must reach for this request's events (and for the originals of its duplicates), 0 if none.
+    /// </summary>
+    private (AppendResult[] Results, long Until) Enqueue(IReadOnlyList<UserEvent> events, Memory<byte> encoded, Entry[] entries)
     {
         if (_fault is { } fault)
         {
@@ -117,7 +131,6 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         }
 
         var results = new AppendResult[events.Count];
-        // The address a commit must reach for this request's events (and for the originals of its duplicates).
         var until = 0L;
         lock (_appendLock)
         {
@@ -150,26 +163,28 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
             }
         }
 
-        if (until > 0)
-        {
-            try
-            {
-                if (until > _log.CommittedUntilAddress)
-                {
-                    _uncommitted.Wake();
-                }
+        return (results, until);
+    }
 
-                // Not cancelled with the request: the events are stored whether or not the client still waits, and a
-                // cancellable wait costs FASTER a slower path on every append.
-                await _log.WaitForCommitAsync(until, token: CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (CommitFailureException e)
+    private async Task<AppendResult[]> WaitForCommitAsync(AppendResult[] results, long until)
+    {
+        try
+        {
+            if (until > _log.CommittedUntilAddress)
             {
-                // FASTER stops taking entries after a device error; readiness says why until the process restarts.
-                _fault = e.Message;
-                LogCommitFailed(e);
-                throw new EventLogUnavailableException("The event log could not store the events.", e);
+                _uncommitted.Wake();
             }
+
+            // Not cancelled with the request: the events are stored whether or not the client still waits, and a
+            // cancellable wait costs FASTER a slower path on every append.
+            await _log.WaitForCommitAsync(until, token: CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (CommitFailureException e)
+        {
+            // FASTER stops taking entries after a device error; readiness says why until the process restarts.
+            _fault = e.Message;
+            LogCommitFailed(e);
+            throw new EventLogUnavailableException("The event log could not store the events.", e);
         }
 
         return results;
@@ -236,7 +251,11 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                 encoded.Write(json);
             }
 
-            await AppendAsync(events, MemoryMarshal.AsMemory(encoded.WrittenMemory), [.. entries], cancellationToken).ConfigureAwait(false);
+            var (results, until) = Enqueue(events, MemoryMarshal.AsMemory(encoded.WrittenMemory), [.. entries]);
+            if (until > 0)
+            {
+                await WaitForCommitAsync(results, until).ConfigureAwait(false);
+            }
         }
 
         await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -345,6 +364,37 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         }
 
         _ordinal++;
+    }
+
+    /// <summary>
+    /// A buffer and JSON writer per thread for encoding a request's events; given back before the request waits for
+    /// its commit, so a thread's buffer serves one request at a time. One grown past 1 MB (a large batch) is dropped.
+    /// </summary>
+    private static class EncodingBuffer
+    {
+        [ThreadStatic]
+        private static (ArrayBufferWriter<byte> Buffer, Utf8JsonWriter Writer)? _cached;
+
+        public static (ArrayBufferWriter<byte> Buffer, Utf8JsonWriter Writer) Take()
+        {
+            if (_cached is { } cached)
+            {
+                _cached = null;
+                cached.Buffer.ResetWrittenCount();
+                return cached;
+            }
+
+            var buffer = new ArrayBufferWriter<byte>(16 * 1024);
+            return (buffer, new Utf8JsonWriter(buffer));
+        }
+
+        public static void Release(ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer)
+        {
+            if (buffer.Capacity <= 1024 * 1024)
+            {
+                _cached = (buffer, writer);
+            }
+        }
     }
 
     /// <summary>An encoded event in a request's buffer: where, its partition, its id's hash, its receive time.</summary>
