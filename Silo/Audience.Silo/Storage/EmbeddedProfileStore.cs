@@ -18,6 +18,9 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
     private readonly SqliteConnection _writer;
     private readonly Lock _writeLock = new();
 
+    /// <summary>The write round's statements, prepared on the writer connection at its first write.</summary>
+    private WriteStatements? _statements;
+
     public EmbeddedProfileStore(Database database)
     {
         _database = database;
@@ -67,79 +70,36 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
         {
             using var gate = _database.WriteGate.EnterScope();
             using var transaction = _writer.BeginTransaction();
-            using var insert = Database.Command(_writer, """
-                INSERT INTO profile_records(user_id, partition, generation, last_seq, next_due, data, updated_at)
-                VALUES ($u, $p, 1, $s, $d, $data, $at) ON CONFLICT(user_id) DO NOTHING
-                """, ("$u", null), ("$p", null), ("$s", null), ("$d", null), ("$data", null), ("$at", null));
-            using var update = Database.Command(_writer, """
-                UPDATE profile_records SET partition = $p, generation = generation + 1, last_seq = $s, next_due = $d, data = $data, updated_at = $at
-                WHERE user_id = $u AND generation = $g
-                """, ("$u", null), ("$p", null), ("$s", null), ("$d", null), ("$data", null), ("$at", null), ("$g", null));
-            using var enter = Database.Command(_writer,
-                "INSERT INTO memberships(segment_id, user_id, since) VALUES ($s, $u, $at) ON CONFLICT(segment_id, user_id) DO UPDATE SET since = excluded.since",
-                ("$s", null), ("$u", null), ("$at", null));
-            using var leave = Database.Command(_writer, "DELETE FROM memberships WHERE segment_id = $s AND user_id = $u", ("$s", null), ("$u", null));
-            using var chunk = Database.Command(_writer,
-                "INSERT INTO history_chunks(user_id, chunk, data) VALUES ($u, $c, $data) ON CONFLICT(user_id, chunk) DO UPDATE SET data = excluded.data",
-                ("$u", null), ("$c", null), ("$data", null));
-            using var archive = Database.Command(_writer,
-                "INSERT INTO event_archive(user_id, first_seq, last_seq, received_at, data) VALUES ($u, $f, $l, $at, $data) ON CONFLICT(user_id, first_seq) DO NOTHING",
-                ("$u", null), ("$f", null), ("$l", null), ("$at", null), ("$data", null));
-            foreach (var command in new[] { insert, update, enter, leave, chunk, archive })
-            {
-                command.Transaction = transaction;
-            }
-
+            var w = _statements ??= new WriteStatements(_writer);
             for (var i = 0; i < writes.Count; i++)
             {
                 var write = writes[i];
                 var record = write.Record;
-                var command = write.ExpectedGeneration == 0 ? insert : update;
-                command.Parameters["$u"].Value = record.UserId;
-                command.Parameters["$p"].Value = record.Partition;
-                command.Parameters["$s"].Value = record.LastSeq;
-                command.Parameters["$d"].Value = record.NextDue is { } due ? due : DBNull.Value;
-                command.Parameters["$data"].Value = record.Data;
-                command.Parameters["$at"].Value = write.UpdatedAt;
-                if (command == update)
-                {
-                    update.Parameters["$g"].Value = write.ExpectedGeneration;
-                }
-
-                if (command.ExecuteNonQuery() != 1)
+                var stored = write.ExpectedGeneration == 0
+                    ? w.Insert.Bind(1, record.UserId).Bind(2, record.Partition).Bind(3, record.LastSeq).Bind(4, record.NextDue)
+                        .Bind(5, record.Data).Bind(6, write.UpdatedAt).Execute()
+                    : w.Update.Bind(1, record.UserId).Bind(2, record.Partition).Bind(3, record.LastSeq).Bind(4, record.NextDue)
+                        .Bind(5, record.Data).Bind(6, write.UpdatedAt).Bind(7, write.ExpectedGeneration).Execute();
+                if (stored != 1)
                 {
                     continue; // another writer got there first: nothing of this write is stored
                 }
 
                 foreach (var delta in write.Memberships)
                 {
-                    var target = delta.Since is null ? leave : enter;
-                    target.Parameters["$s"].Value = delta.SegmentId;
-                    target.Parameters["$u"].Value = record.UserId;
-                    if (delta.Since is { } since)
-                    {
-                        target.Parameters["$at"].Value = since;
-                    }
-
-                    target.ExecuteNonQuery();
+                    _ = delta.Since is { } since
+                        ? w.Enter.Bind(1, delta.SegmentId).Bind(2, record.UserId).Bind(3, since).Execute()
+                        : w.Leave.Bind(1, delta.SegmentId).Bind(2, record.UserId).Execute();
                 }
 
                 foreach (var sealedChunk in write.History)
                 {
-                    chunk.Parameters["$u"].Value = record.UserId;
-                    chunk.Parameters["$c"].Value = sealedChunk.Chunk;
-                    chunk.Parameters["$data"].Value = sealedChunk.Data;
-                    chunk.ExecuteNonQuery();
+                    w.Chunk.Bind(1, record.UserId).Bind(2, sealedChunk.Chunk).Bind(3, sealedChunk.Data).Execute();
                 }
 
                 if (write.Archive is { } events)
                 {
-                    archive.Parameters["$u"].Value = record.UserId;
-                    archive.Parameters["$f"].Value = events.FirstSeq;
-                    archive.Parameters["$l"].Value = events.LastSeq;
-                    archive.Parameters["$at"].Value = events.ReceivedAt;
-                    archive.Parameters["$data"].Value = events.Data;
-                    archive.ExecuteNonQuery();
+                    w.Archive.Bind(1, record.UserId).Bind(2, events.FirstSeq).Bind(3, events.LastSeq).Bind(4, events.ReceivedAt).Bind(5, events.Data).Execute();
                 }
 
                 results[i] = write.ExpectedGeneration + 1;
@@ -276,6 +236,7 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
     {
         lock (_writeLock)
         {
+            _statements?.Dispose();
             _writer.Dispose();
         }
 
@@ -285,4 +246,36 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
         }
     }
 
+    /// <summary>What a write round runs per record, prepared once.</summary>
+    private sealed class WriteStatements(SqliteConnection writer) : IDisposable
+    {
+        public PreparedStatement Insert { get; } = new(writer, """
+            INSERT INTO profile_records(user_id, partition, generation, last_seq, next_due, data, updated_at)
+            VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6) ON CONFLICT(user_id) DO NOTHING
+            """);
+
+        public PreparedStatement Update { get; } = new(writer, """
+            UPDATE profile_records SET partition = ?2, generation = generation + 1, last_seq = ?3, next_due = ?4, data = ?5, updated_at = ?6
+            WHERE user_id = ?1 AND generation = ?7
+            """);
+
+        public PreparedStatement Enter { get; } = new(writer,
+            "INSERT INTO memberships(segment_id, user_id, since) VALUES (?1, ?2, ?3) ON CONFLICT(segment_id, user_id) DO UPDATE SET since = excluded.since");
+
+        public PreparedStatement Leave { get; } = new(writer, "DELETE FROM memberships WHERE segment_id = ?1 AND user_id = ?2");
+
+        public PreparedStatement Chunk { get; } = new(writer,
+            "INSERT INTO history_chunks(user_id, chunk, data) VALUES (?1, ?2, ?3) ON CONFLICT(user_id, chunk) DO UPDATE SET data = excluded.data");
+
+        public PreparedStatement Archive { get; } = new(writer,
+            "INSERT INTO event_archive(user_id, first_seq, last_seq, received_at, data) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(user_id, first_seq) DO NOTHING");
+
+        public void Dispose()
+        {
+            foreach (var statement in new[] { Insert, Update, Enter, Leave, Chunk, Archive })
+            {
+                statement.Dispose();
+            }
+        }
+    }
 }
