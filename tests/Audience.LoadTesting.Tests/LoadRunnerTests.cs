@@ -42,7 +42,8 @@ public sealed class LoadRunnerTests : IDisposable
                 Interlocked.Decrement(ref current);
                 return Response.Ok();
             })
-            .WithLoadSimulations(Simulation.KeepConstant(copies: 4, during: TimeSpan.FromMilliseconds(300)));
+            // Long enough for all four workers to start on a busy machine: a worker that starts after the end does nothing.
+            .WithLoadSimulations(Simulation.KeepConstant(copies: 4, during: TimeSpan.FromSeconds(3)));
 
         var result = await Run(scenario);
 

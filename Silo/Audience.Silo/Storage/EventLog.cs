@@ -134,7 +134,11 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         var until = 0L;
         lock (_appendLock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_disposed)
+            {
+                throw new EventLogUnavailableException("The event log is shut down.", null);
+            }
+
             for (var i = 0; i < entries.Length; i++)
             {
                 var (start, length, partition, hash, receivedAt) = entries[i];
