@@ -244,9 +244,9 @@ public sealed class ProfileSession
     /// </summary>
     public void Delivered()
     {
-        Messages.Clear();
-        Orders.Clear();
-        DeadLetters.Clear();
+        Release(Messages);
+        Release(Orders);
+        Release(DeadLetters);
     }
 
     /// <summary>
@@ -260,12 +260,26 @@ public sealed class ProfileSession
         Record.Data = ProfileCodec.Encode(State);
         var write = new ProfileWrite(Record, Record.Generation, [.. _deltas], [.. _sealed],
             _archive.Count > 0 ? EventArchive.Encode(_archive) : null, now);
-        _deltas.Clear();
-        _sealed.Clear();
-        _archive.Clear();
+        Release(_deltas);
+        Release(_sealed);
+        Release(_archive);
+        Release(_changes);
         Delivered();
         Dirty = false;
         return write;
+    }
+
+    /// <summary>
+    /// Empties a list between writes, and lets its array go if a burst grew it (a new user's first events enter dozens
+    /// of segments): a grain lives for minutes with mostly quiet users, and what it holds, the GC marks.
+    /// </summary>
+    private static void Release<T>(List<T> list)
+    {
+        list.Clear();
+        if (list.Capacity > 16)
+        {
+            list.Capacity = 0;
+        }
     }
 
     /// <summary>Records the flips of one evaluation; <paramref name="origin"/> (or the segment's version) makes each change's dedupe id.</summary>
