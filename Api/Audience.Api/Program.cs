@@ -38,6 +38,7 @@ else
 }
 
 builder.Services.AddProblemDetails();
+builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, IngestionJsonContext.Default));
 builder.Services.AddExceptionHandler(options =>
 {
     // A body larger than the server's limit surfaces as BadHttpRequestException: answer with its own status.

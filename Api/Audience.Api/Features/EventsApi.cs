@@ -120,3 +120,12 @@ public static class EventsApi
 
     public sealed record BatchAccepted(int Accepted, int Duplicates, int Rejected, BatchItem[] Results);
 }
+
+/// <summary>
+/// Source-generated JSON for the ingestion answers (the hot path); other answers use the default resolver behind it.
+/// Web defaults, like ASP.NET Core's own options: camelCase names.
+/// </summary>
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(EventsApi.EventAccepted))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(EventsApi.BatchAccepted))]
+public sealed partial class IngestionJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
