@@ -5,11 +5,12 @@ namespace Audience.Silo.Storage;
 /// <summary>
 /// The embedded SQLite database (one file in the data directory) holding profile records, the membership index,
 /// history chunks, archived events, partition checkpoints and segments, in WAL mode (the event log is a FASTER log
-/// of its own, <see cref="EventLog"/>). Connections that acknowledge data (segments) commit with synchronous=FULL, so a commit survives a crash of the process or the
-/// machine; the profile store uses NORMAL, which survives a process crash, and anything it loses on power failure is
-/// replayed from the log: a partition's checkpoint is written after the records it covers, and WAL keeps
-/// transactions in order, so no checkpoint outlives the records before it. All writers take
-/// <see cref="WriteGate"/>, so they hand over in-process instead of sleeping in SQLite's busy handler.
+/// of its own, <see cref="EventLog"/>). Connections that acknowledge data (segments) commit with synchronous=FULL,
+/// so a commit survives a crash of the process or the machine; the profile store uses NORMAL, which survives a
+/// process crash, and anything it loses on power failure is replayed from the log: a partition's checkpoint is
+/// written after the records it covers, and WAL keeps transactions in order, so no checkpoint outlives the records
+/// before it. All writers take <see cref="WriteGate"/>, so they hand over in-process instead of sleeping in SQLite's
+/// busy handler.
 /// </summary>
 public sealed class Database
 {
