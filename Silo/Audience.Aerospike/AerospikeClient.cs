@@ -379,12 +379,7 @@ public sealed class AerospikeClient : IAsyncDisposable
                         throw;
                     }
 
-                    var code = ex switch
-                    {
-                        AerospikeException a => a.ResultCode,
-                        OperationCanceledException => ResultCode.Timeout,
-                        _ => ResultCode.NetworkError,
-                    };
+                    var code = AerospikeException.CodeOf(ex);
                     failure = new AerospikeException(code, $"Aerospike {command} on {key} failed: {ex.Message}", ex)
                     {
                         Node = node?.Name,
@@ -542,12 +537,7 @@ public sealed class AerospikeClient : IAsyncDisposable
                 throw;
             }
 
-            var code = ex switch
-            {
-                AerospikeException a => a.ResultCode,
-                OperationCanceledException => ResultCode.Timeout,
-                _ => ResultCode.NetworkError,
-            };
+            var code = AerospikeException.CodeOf(ex);
             return (new AerospikeException(code, $"Aerospike {what} failed: {ex.Message}", ex) { Node = node.Name, Attempts = attempt + 1, InDoubt = writes && sent }, sent);
         }
     }
@@ -726,12 +716,7 @@ public sealed class AerospikeClient : IAsyncDisposable
                 node.Pool.Discard(connection);
             }
 
-            var code = ex switch
-            {
-                AerospikeException a => a.ResultCode,
-                OperationCanceledException => ResultCode.Timeout,
-                _ => ResultCode.NetworkError,
-            };
+            var code = AerospikeException.CodeOf(ex);
             _metrics.Error("scan", code);
             return new AerospikeException(code, $"Aerospike scan of {ns}/{set} on {node} failed: {ex.Message}", ex) { Node = node.Name };
         }

@@ -53,6 +53,14 @@ public sealed class AerospikeException : Exception
         or ResultCode.KeyBusy or ResultCode.DeviceOverload or ResultCode.PartitionUnavailable
         or ResultCode.InvalidNode;
 
+    /// <summary>The code a command's failure counts as: the server's, a timeout for a cancelled wait, else the network.</summary>
+    internal static ResultCode CodeOf(Exception exception) => exception switch
+    {
+        AerospikeException a => a.ResultCode,
+        OperationCanceledException => ResultCode.Timeout,
+        _ => ResultCode.NetworkError,
+    };
+
     public override string Message => Node is null ? base.Message : $"{base.Message} (node {Node}, attempts {Attempts}{(InDoubt ? ", in doubt" : "")})";
 
     private static string Describe(ResultCode code) => $"Aerospike error {(int)code} {code}";
