@@ -13,11 +13,7 @@ internal static class MockKafkaHost
     {
         var partitions = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 4;
         using var cluster = new MockCluster();
-        cluster.CreateTopic("user-events", partitions);
-        foreach (var topic in new[] { "segment-updates", "user-segments", "orders-analytics", "user-events-dlq" })
-        {
-            cluster.CreateTopic(topic, 2);
-        }
+        cluster.CreateServiceTopics(partitions);
 
         Console.WriteLine(cluster.Bootstrap);
         using var stop = new CancellationTokenSource();

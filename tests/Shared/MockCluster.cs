@@ -34,6 +34,16 @@ internal sealed class MockCluster : IDisposable
 
     public void CreateTopic(string topic, int partitions) => Check(rd_kafka_mock_topic_create(Cluster(), topic, partitions, 1), topic);
 
+    /// <summary>The service's topics: <c>user-events</c> with <paramref name="userEventPartitions"/> partitions, the others with 2.</summary>
+    public void CreateServiceTopics(int userEventPartitions)
+    {
+        CreateTopic("user-events", userEventPartitions);
+        foreach (var topic in new[] { "segment-updates", "user-segments", "orders-analytics", "user-events-dlq" })
+        {
+            CreateTopic(topic, 2);
+        }
+    }
+
     /// <summary>Takes every broker down (connections closed, new ones refused) or brings them back.</summary>
     public void SetBrokersUp(bool up)
     {

@@ -9,13 +9,7 @@ internal sealed class MockKafka : IDisposable
 {
     private readonly Audience.Testing.MockCluster _cluster = new();
 
-    public MockKafka(int partitions = 4)
-    {
-        foreach (var topic in new[] { "user-events", "segment-updates", "user-segments", "orders-analytics", "user-events-dlq" })
-        {
-            _cluster.CreateTopic(topic, topic == "user-events" ? partitions : 2);
-        }
-    }
+    public MockKafka(int partitions = 4) => _cluster.CreateServiceTopics(partitions);
 
     public string Bootstrap => _cluster.Bootstrap;
 
