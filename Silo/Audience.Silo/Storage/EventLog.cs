@@ -28,7 +28,10 @@ public readonly record struct AppendResult(string EventId, bool Duplicate);
 /// </summary>
 public sealed partial class EventLog : IEventSink, IAsyncDisposable
 {
-    private const int HeaderSize = 24;
+    /// <summary>An entry's header: receive time at 0, the event id's hash at 8, the partition at 16; the JSON after it.</summary>
+    internal const int HeaderSize = 24;
+
+    internal const int PartitionOffset = 16;
 
     /// <summary>How far apart (in receive time) the places are where the log may be cut when pruning.</summary>
     private static readonly long MarkIntervalMs = (long)TimeSpan.FromMinutes(1).TotalMilliseconds;
@@ -153,7 +156,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                 var entry = encoded.Span.Slice(start, length);
                 BinaryPrimitives.WriteInt64LittleEndian(entry, receivedAt);
                 BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], hash);
-                BinaryPrimitives.WriteInt64LittleEndian(entry[16..], partition);
+                BinaryPrimitives.WriteInt64LittleEndian(entry[PartitionOffset..], partition);
                 if (!_log.TryEnqueue(entry, out var address))
                 {
                     // The log's memory is full of entries its disk has not taken yet: it is behind.
@@ -340,21 +343,26 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     /// <summary>Reads the committed entries once at start: the ids still retained, and the places to cut.</summary>
     private void Rebuild(long retainedSince)
     {
+        // Only the headers are read: each entry is copied into a pooled buffer, not a new array.
         using var iterator = _log.Scan(_log.BeginAddress, _log.TailAddress);
-        while (iterator.GetNext(out var entry, out var length, out var address))
+        while (iterator.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out _))
         {
-            if (length < HeaderSize)
+            using (owner)
             {
-                continue;
-            }
+                if (length < HeaderSize)
+                {
+                    continue;
+                }
 
-            var receivedAt = BinaryPrimitives.ReadInt64LittleEndian(entry);
-            if (receivedAt >= retainedSince)
-            {
-                _ids.TryAdd(BinaryPrimitives.ReadUInt64LittleEndian(entry.AsSpan(8)), receivedAt);
-            }
+                var header = owner.Memory.Span;
+                var receivedAt = BinaryPrimitives.ReadInt64LittleEndian(header);
+                if (receivedAt >= retainedSince)
+                {
+                    _ids.TryAdd(BinaryPrimitives.ReadUInt64LittleEndian(header[8..]), receivedAt);
+                }
 
-            Appended(address, receivedAt);
+                Appended(address, receivedAt);
+            }
         }
     }
 
@@ -442,7 +450,7 @@ public sealed class PartitionLogReader(FasterLog log, int partition) : IDisposab
             {
                 last = Math.Max(last, address);
                 var entry = owner.Memory[..length];
-                if (address > afterSeq && length >= 24 && BinaryPrimitives.ReadInt64LittleEndian(entry.Span[16..]) == partition)
+                if (address > afterSeq && length >= EventLog.HeaderSize && BinaryPrimitives.ReadInt64LittleEndian(entry.Span[EventLog.PartitionOffset..]) == partition)
                 {
                     entries.Add(ToEntry(entry, address));
                 }
@@ -457,7 +465,7 @@ public sealed class PartitionLogReader(FasterLog log, int partition) : IDisposab
     private Processing.PartitionEntry ToEntry(ReadOnlyMemory<byte> entry, long seq)
     {
         var receivedAt = BinaryPrimitives.ReadInt64LittleEndian(entry.Span);
-        var json = entry[24..];
+        var json = entry[EventLog.HeaderSize..];
         var at = DateTimeOffset.FromUnixTimeMilliseconds(receivedAt);
         // Events were checked on the way in; one that no longer reads (a format change) is passed over, not applied.
         return EventParser.TryRead(json, at, out var e, out var error)
