@@ -193,6 +193,75 @@ public sealed class HostileInputTests(AudienceFactory factory) : IClassFixture<A
     }
 
     [Fact]
+    public async Task Segment_WithATooCostlyRule_Gets422NamingItsCostliestPart_AndIsNotStored()
+    {
+        // The rule from the hostile-testing report: 16 windowed counts, each filtered by 9 contains on 85-character text.
+        var windows = new[] { "1m", "5m", "15m", "30m", "1h", "2h", "6h", "12h", "1d", "2d", "3d", "7d", "14d", "30d", "60d", "90d" };
+        string Filter(int w) => string.Join(" and ", Enumerable.Range(0, 9).Select(c => $"p{c} contains \"{new string((char)('a' + ((w + c) % 26)), 85)}\""));
+        var rule = string.Join(" or\n", windows.Select((window, w) => $"count(purchase where {Filter(w)} within {window}) >= 1"));
+        var id = Unique("costly");
+
+        var (status, body) = await Post("/api/segments", JsonSerializer.Serialize(new { id, name = "costly", rule }));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, status);
+        var error = body.GetProperty("errors")[0];
+        Assert.Equal("too-costly", error.GetProperty("code").GetString());
+        Assert.Contains("contains", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"/api/segments/{id}")).StatusCode);
+        await AssertIngestionWorks();
+    }
+
+    [Fact]
+    public async Task Subscribers_ThatNeverRead_CostOnlyTheirOwnPlace()
+    {
+        var segmentId = await _http.CreateSegment(new { name = "viewers", rule = "count(page_view within 1d) >= 1" });
+        var path = $"/api/changes?segmentId={segmentId}";
+
+        // 100 subscribers that never read past the first line: their sockets' buffers fill, and stay full.
+        var stalled = new List<(HttpClient Client, HttpResponseMessage Response)>();
+        for (var i = 0; i < 100; i++)
+        {
+            var client = factory.CreateClient();
+            var response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            stalled.Add((client, response));
+        }
+
+        using var reading = await _http.GetStreamAsync(path);
+        using var reader = new StreamReader(reading);
+        Assert.Equal(": subscribed", await reader.ReadLineAsync());
+
+        // 20 batches of 500 new users each entering the segment: every batch is acknowledged, and the subscriber that
+        // reads sees every change, however many the stalled ones left unread.
+        var users = new HashSet<string>();
+        for (var b = 0; b < 20; b++)
+        {
+            var items = Enumerable.Range(0, 500).Select(_ => new { userId = Unique("viewer"), eventType = "page_view" }).ToList();
+            users.UnionWith(items.Select(e => e.userId));
+            var (status, body) = await Post("/api/events/batch", JsonSerializer.Serialize(items));
+            Assert.True(status == HttpStatusCode.Accepted, body.ToString());
+        }
+
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (users.Count > 0)
+        {
+            var line = await reader.ReadLineAsync(cancel.Token);
+            if (line?.StartsWith("data:", StringComparison.Ordinal) == true)
+            {
+                users.Remove(JsonDocument.Parse(line[5..]).RootElement.GetProperty("userId").GetString()!);
+            }
+        }
+
+        foreach (var (client, response) in stalled)
+        {
+            response.Dispose();
+            client.Dispose();
+        }
+
+        await AssertIngestionWorks();
+    }
+
+    [Fact]
     public async Task DuplicateRuleKey_IsReportedWithItsPosition()
     {
         var (status, body) = await Post("/api/segments", """

@@ -47,6 +47,11 @@ public sealed record BatchRead(string? Error, bool TooLarge, IReadOnlyList<(User
 /// </summary>
 public sealed class EventParser
 {
+    // What a parser's buffers start at, and what it keeps between requests.
+    private const int NamesSize = 1024;
+    private const int KeysSize = 64;
+    private const int ScratchSize = EventLimits.MaxStringBytes + 64;
+
     [ThreadStatic]
     private static EventParser? _cached;
 
@@ -54,12 +59,12 @@ public sealed class EventParser
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
 
     // Unescaped names of the keys of the objects open now, for duplicate detection and for naming a field in an error.
-    private byte[] _names = new byte[1024];
+    private byte[] _names = new byte[NamesSize];
     private int _namesLength;
-    private (int Offset, int Length)[] _keys = new (int, int)[64];
+    private (int Offset, int Length)[] _keys = new (int, int)[KeysSize];
     private int _keyCount;
     private readonly List<object> _path = [];
-    private byte[] _scratch = new byte[EventLimits.MaxStringBytes + 64];
+    private byte[] _scratch = new byte[ScratchSize];
 
     /// <summary>Reads one event; false with the reason when it is malformed JSON or not a valid event.</summary>
     public static bool TryRead(ReadOnlyMemory<byte> json, DateTimeOffset now, out UserEvent? e, out string? error, string? defaultEventId = null)
@@ -181,7 +186,29 @@ public sealed class EventParser
         return parser;
     }
 
-    private static void Return(EventParser parser) => _cached = parser;
+    /// <summary>
+    /// Keeps the parser for this thread's next request, without what an unusual one grew (a long escaped string before
+    /// its limit was checked, many keys): a cached buffer lives as long as its thread.
+    /// </summary>
+    private static void Return(EventParser parser)
+    {
+        if (parser._scratch.Length > ScratchSize)
+        {
+            parser._scratch = new byte[ScratchSize];
+        }
+
+        if (parser._names.Length > 4 * NamesSize)
+        {
+            parser._names = new byte[NamesSize];
+        }
+
+        if (parser._keys.Length > 4 * KeysSize)
+        {
+            parser._keys = new (int, int)[KeysSize];
+        }
+
+        _cached = parser;
+    }
 
     private static string Malformed(JsonException e)
     {

@@ -53,10 +53,17 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     private readonly Task _committer;
     private long _ordinal;
     private long _lastMark;
+    private readonly TaskCompletionSource _faulted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile string? _fault;
     private bool _disposed;
 
     public EventLog(string directory, int partitions, TimeSpan retention, TimeProvider time, ILogger<EventLog> logger)
+        : this(directory, partitions, retention, time, logger, device: null)
+    {
+    }
+
+    /// <summary>A log on <paramref name="device"/> instead of the files in <paramref name="directory"/> (its commits stay there): for tests of a failing disk.</summary>
+    internal EventLog(string directory, int partitions, TimeSpan retention, TimeProvider time, ILogger<EventLog> logger, IDevice? device)
     {
         _partitions = partitions;
         _time = time;
@@ -74,6 +81,12 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
             RemoveOutdatedCommits = true,
             TryRecoverLatest = true,
         };
+        if (device is not null)
+        {
+            _settings.LogDevice.Dispose();
+            _settings.LogDevice = device;
+        }
+
         _log = new FasterLog(_settings);
         Rebuild(time.GetUtcNow().ToUnixTimeMilliseconds() - (long)retention.TotalMilliseconds);
         _committer = Task.Run(() => CommitLoop(_stopping.Token));
@@ -83,6 +96,9 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
 
     /// <summary>Why the log cannot take events now (a commit failed: the disk is full or gone), or null.</summary>
     public string? Fault => _fault;
+
+    /// <summary>Completes when the log faults: from then on it takes no events until the process restarts.</summary>
+    public Task Faulted => _faulted.Task;
 
     /// <summary>
     /// Appends events and returns once they are durable. Fails with <see cref="EventLogUnavailableException"/> when
@@ -183,18 +199,34 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
             }
 
             // Not cancelled with the request: the events are stored whether or not the client still waits, and a
-            // cancellable wait costs FASTER a slower path on every append.
-            await _log.WaitForCommitAsync(until, token: CancellationToken.None).ConfigureAwait(false);
+            // cancellable wait costs FASTER a slower path on every append. A fault of the committer ends the wait.
+            var waiting = _log.WaitForCommitAsync(until, token: CancellationToken.None).AsTask();
+            if (!waiting.IsCompleted && await Task.WhenAny(waiting, _faulted.Task).ConfigureAwait(false) != waiting)
+            {
+                throw new EventLogUnavailableException($"The event log could not store the events ({_fault}).", null);
+            }
+
+            await waiting.ConfigureAwait(false);
         }
         catch (CommitFailureException e)
         {
             // FASTER stops taking entries after a device error; readiness says why until the process restarts.
-            _fault = e.Message;
-            LogCommitFailed(e);
+            Faults(e.Message, e);
             throw new EventLogUnavailableException("The event log could not store the events.", e);
         }
 
         return results;
+    }
+
+    private void Faults(string reason, Exception exception)
+    {
+        if (_fault is null)
+        {
+            _fault = reason;
+            LogCommitFailed(exception);
+        }
+
+        _faulted.TrySetResult();
     }
 
     /// <summary>
@@ -214,9 +246,16 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
             {
                 return;
             }
-            catch (CommitFailureException)
+            catch (CommitFailureException e)
             {
-                return; // the appenders waiting for this commit see the failure themselves
+                Faults(e.Message, e); // the appenders waiting for this commit see the failure themselves
+                return;
+            }
+            catch (Exception e)
+            {
+                // Whatever else ends the committer fails the appenders waiting on it, instead of leaving them waiting.
+                Faults($"the committer stopped: {e.Message}", e);
+                return;
             }
         }
     }
