@@ -22,6 +22,8 @@ builder.Services.AddAudienceCore(builder.Configuration, mode);
 if (mode.IsKafka)
 {
     // Kafka mode: events go to user-events; the silos are other processes, reached as an Orleans client.
+    builder.Services.AddSingleton<ConsumerLag>();
+    builder.Services.AddHostedService(sp => sp.GetRequiredService<ConsumerLag>());
     builder.Services.AddSingleton<KafkaEventSink>();
     builder.Services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<KafkaEventSink>());
     builder.Services.AddHostedService<SegmentOutbox>();
@@ -68,7 +70,15 @@ app.UseSwaggerUI(ui =>
     ui.RoutePrefix = "swagger";
 });
 
-app.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" })).WithTags("Health");
+// Embedded: a faulted event log (its disk failed) takes no events until the process restarts, so the process stops
+// itself (exit code 1) for its supervisor to restart it, and is not live meanwhile.
+var eventLog = mode.IsKafka ? null : app.Services.GetRequiredService<EventLog>();
+_ = eventLog?.Faulted.ContinueWith(_ => app.Lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+
+app.MapGet("/health/live", () => eventLog?.Fault is { } fault
+        ? Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not live")
+        : Results.Ok(new { status = "live" }))
+    .WithTags("Health");
 app.MapGet("/health/ready", (IServiceProvider services, SegmentService segments) =>
     {
         // Segments are loaded before anything can resolve SegmentService; what remains is the way events go in.
@@ -79,7 +89,7 @@ app.MapGet("/health/ready", (IServiceProvider services, SegmentService segments)
                 : Results.Problem("Kafka does not answer.", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
         }
 
-        if (services.GetRequiredService<EventLog>().Fault is { } fault)
+        if (eventLog?.Fault is { } fault)
         {
             return Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
         }
@@ -96,7 +106,7 @@ app.MapUsersApi();
 app.MapChangesApi();
 
 app.Run();
-return 0;
+return eventLog?.Fault is null ? 0 : 1;
 
 /// <summary>The entry point, visible to WebApplicationFactory in the tests.</summary>
 public partial class Program;

@@ -97,6 +97,12 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.True(await Store.CheckpointAsync(3, second.Epoch, 50));
         Assert.Equal(50, (await Store.ClaimPartitionAsync(3)).Checkpoint);
         Assert.Equal(0, (await Store.ClaimPartitionAsync(4)).Checkpoint);
+
+        // Every claimed partition's checkpoint, as the Api reads them to bound how far the silos may fall behind.
+        var checkpoints = await Store.CheckpointsAsync();
+        Assert.Equal(50, checkpoints[3]);
+        Assert.Equal(0, checkpoints[4]);
+        Assert.False(checkpoints.ContainsKey(5));
     }
 
     [SkippableFact]

@@ -195,6 +195,7 @@ public static class AudienceServices
         // The clock of profiles, windows and events, apart from the TimeProvider Orleans and ASP.NET Core use for their
         // own timing: a test may set it to a fake one without stopping theirs.
         services.TryAddKeyedSingleton(Clock, TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<RuleCatalog>();
         services.AddSingleton<SegmentIndex>();
         services.AddSingleton<ChangeFeed>();

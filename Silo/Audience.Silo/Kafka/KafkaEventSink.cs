@@ -9,24 +9,32 @@ namespace Audience.Silo.Kafka;
 /// The Api's way into Kafka mode: each event is produced to <c>user-events</c>, keyed by user id (so one user's
 /// events stay in order in one partition), in seed 004's JSON format, by an idempotent acks=all producer that
 /// batches what requests produce together (<c>linger.ms</c> 2). The request is acknowledged only when the broker has
-/// acknowledged every event in it.
+/// acknowledged every event in it. Past <c>Kafka:MaxLag</c> (<see cref="ConsumerLag"/>) it refuses events until the
+/// silos catch up.
 /// </summary>
 public sealed class KafkaEventSink : IEventSink, IDisposable
 {
     private readonly IProducer<string, byte[]> _producer;
     private readonly string _topic;
+    private readonly ConsumerLag _lag;
     private int _disposed;
 
-    public KafkaEventSink(KafkaOptions options)
+    public KafkaEventSink(KafkaOptions options, ConsumerLag lag)
     {
         _topic = options.Topics.UserEvents;
+        _lag = lag;
         _producer = new ProducerBuilder<string, byte[]>(options.Producer("audience-api")).Build();
     }
 
     public async Task<AppendResult[]> AppendAsync(IReadOnlyList<UserEvent> events, CancellationToken cancellationToken = default)
     {
+        if (_lag.Behind is { } behind)
+        {
+            throw new EventLogUnavailableException(behind, null);
+        }
+
         // One acknowledgement per request, not a task per event: the producer's delivery reports count down to it.
-        var acknowledged = new RequestAcknowledgement(events.Count);
+        var acknowledged = new RequestAcknowledgement(events.Count, _lag);
         try
         {
             foreach (var e in events)
@@ -78,7 +86,7 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
     }
 
     /// <summary>Completes once the broker acknowledged every event of one request, or fails at the first that it did not.</summary>
-    private sealed class RequestAcknowledgement(int events)
+    private sealed class RequestAcknowledgement(int events, ConsumerLag lag)
     {
         private readonly TaskCompletionSource _done = NewCompletion(events);
         private int _remaining = events;
@@ -91,9 +99,13 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
             {
                 _done.TrySetException(new KafkaException(report.Error));
             }
-            else if (Interlocked.Decrement(ref _remaining) == 0)
+            else
             {
-                _done.TrySetResult();
+                lag.Produced(report.Partition.Value, report.Offset.Value);
+                if (Interlocked.Decrement(ref _remaining) == 0)
+                {
+                    _done.TrySetResult();
+                }
             }
         }
 

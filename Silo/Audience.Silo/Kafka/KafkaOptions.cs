@@ -20,6 +20,13 @@ public sealed record KafkaOptions
     [Range(1_000, 300_000)]
     public int ProduceTimeoutMs { get; init; } = 5_000;
 
+    /// <summary>
+    /// How many events a partition's checkpoint may trail what the Api produced to it before the Api refuses events
+    /// (503 with Retry-After) until the silos catch up; 0 turns the bound off. See <see cref="ConsumerLag"/>.
+    /// </summary>
+    [Range(0, long.MaxValue)]
+    public long MaxLag { get; init; } = 200_000;
+
     /// <summary>Events waiting per partition in a Silo before it pauses fetching that partition.</summary>
     [Range(100, 10_000_000)]
     public int MaxQueuedPerPartition { get; init; } = 20_000;

@@ -12,8 +12,8 @@ namespace Audience.Silo.Kafka;
 /// assigns partitions itself, from the checkpoint kept in the profile store, and commits nothing to Kafka. All
 /// consumer calls stay on one thread: it parses each message (one that cannot be read becomes a dead letter),
 /// queues it for its partition's reader, and pauses a partition whose reader has more than
-/// <see cref="KafkaOptions.MaxQueuedPerPartition"/> waiting, so the lag stays bounded (the mock cluster keeps only
-/// about 5 MiB per partition).
+/// <see cref="KafkaOptions.MaxQueuedPerPartition"/> waiting, so the silo's memory stays bounded. What bounds the lag
+/// itself (the mock cluster keeps only about 5 MiB per partition) is the Api's <see cref="ConsumerLag"/>.
 /// </summary>
 public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposable
 {

@@ -282,6 +282,20 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
             return new PartitionLease(partition, claimed["e"] as long? ?? 1, claimed["s"] as long? ?? 0);
         }, cancellationToken);
 
+    public Task<IReadOnlyDictionary<int, long>> CheckpointsAsync(CancellationToken cancellationToken = default) =>
+        Run<IReadOnlyDictionary<int, long>>(async client =>
+        {
+            var partitions = await ClaimedPartitionsAsync(client, cancellationToken).ConfigureAwait(false);
+            var records = await client.GetManyAsync([.. partitions.Select(PartitionKey)], ["s"], null, cancellationToken).ConfigureAwait(false);
+            return partitions.Select((p, i) => (p, records[i]?["s"] as long? ?? 0)).ToDictionary(c => c.p, c => c.Item2);
+        }, cancellationToken);
+
+    private async Task<List<int>> ClaimedPartitionsAsync(AerospikeClient client, CancellationToken cancellationToken)
+    {
+        var registry = await client.GetAsync(RegistryKey, ["p"], null, cancellationToken).ConfigureAwait(false);
+        return [.. (registry?["p"] as Dictionary<object, object?> ?? []).Keys.Select(p => (int)(long)p)];
+    }
+
     public Task<bool> CheckpointAsync(int partition, long epoch, long seq, CancellationToken cancellationToken = default) =>
         Run(async client =>
         {
@@ -426,8 +440,7 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
     public Task<(int Partitions, IReadOnlyList<(string SegmentId, long Version)> Completed)> BackfillSummaryAsync(CancellationToken cancellationToken = default) =>
         Run<(int, IReadOnlyList<(string, long)>)>(async client =>
         {
-            var registry = await client.GetAsync(RegistryKey, ["p"], null, cancellationToken).ConfigureAwait(false);
-            var partitions = (registry?["p"] as Dictionary<object, object?> ?? []).Keys.Select(p => (int)(long)p).ToList();
+            var partitions = await ClaimedPartitionsAsync(client, cancellationToken).ConfigureAwait(false);
             var records = await client.GetManyAsync([.. partitions.Select(BackfillKey)], ["v"], null, cancellationToken).ConfigureAwait(false);
             return (partitions.Count, [.. records.SelectMany(r => Versions(r)).Select(v => (v.Key, v.Value))]);
         }, cancellationToken);

@@ -135,6 +135,10 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
         }
     }
 
+    public Task<IReadOnlyDictionary<int, long>> CheckpointsAsync(CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyDictionary<int, long>>(Read(r => Database.Query(r, "SELECT partition, seq FROM partitions", x => (x.GetInt32(0), x.GetInt64(1))))
+            .ToDictionary(c => c.Item1, c => c.Item2));
+
     public Task<IReadOnlyList<string>> DueAsync(int partition, long upTo, int limit, CancellationToken cancellationToken = default) =>
         Task.FromResult<IReadOnlyList<string>>(Read(r => Database.Query(r,
             "SELECT user_id FROM profile_records WHERE partition = $p AND next_due IS NOT NULL AND next_due <= $t ORDER BY next_due LIMIT $n",

@@ -89,6 +89,9 @@ public interface IProfileStore
     /// <summary>Moves the partition's checkpoint; false if another owner has claimed the partition since.</summary>
     Task<bool> CheckpointAsync(int partition, long epoch, long seq, CancellationToken cancellationToken = default);
 
+    /// <summary>The checkpoint of every partition ever claimed: how far the silos have applied and written each.</summary>
+    Task<IReadOnlyDictionary<int, long>> CheckpointsAsync(CancellationToken cancellationToken = default);
+
     /// <summary>Users of a partition whose next due time is at or before <paramref name="upTo"/>, earliest first.</summary>
     Task<IReadOnlyList<string>> DueAsync(int partition, long upTo, int limit, CancellationToken cancellationToken = default);
 

@@ -213,6 +213,10 @@ public sealed class PostgresProfileStore(NpgsqlDataSource dataSource) : IProfile
             return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
         }, cancellationToken);
 
+    public async Task<IReadOnlyDictionary<int, long>> CheckpointsAsync(CancellationToken cancellationToken = default) =>
+        (await Query("SELECT partition, seq FROM partitions", r => (r.GetInt32(0), r.GetInt64(1)), cancellationToken).ConfigureAwait(false))
+            .ToDictionary(c => c.Item1, c => c.Item2);
+
     public Task<IReadOnlyList<string>> DueAsync(int partition, long upTo, int limit, CancellationToken cancellationToken = default) =>
         Query("SELECT user_id FROM profile_records WHERE partition = @p AND next_due IS NOT NULL AND next_due <= @t ORDER BY next_due LIMIT @n",
             r => r.GetString(0), cancellationToken, ("p", partition), ("t", upTo), ("n", limit));

@@ -195,6 +195,47 @@ public sealed class KafkaModeTests : IDisposable
     }
 
     [Fact]
+    public async Task Silos_too_far_behind_make_the_Api_refuse_events_until_they_catch_up()
+    {
+        var settings = Settings;
+        settings["Kafka:MaxLag"] = "30";
+        using var api = new AudienceFactory(settings);
+
+        // No silo reads yet: the lag grows with every event until it passes the bound on some partition (the bound
+        // is per partition, and the events spread over the topic's four).
+        var accepted = 0;
+        HttpResponseMessage refused;
+        while (true)
+        {
+            var response = await api.Http.PostJson("/api/events", JsonSerializer.Serialize(new { userId = $"lagging-{accepted}", eventType = "purchase", properties = new { amount = 1 } }));
+            if (response.StatusCode != HttpStatusCode.Accepted)
+            {
+                refused = response;
+                break;
+            }
+
+            accepted++;
+            Assert.True(accepted <= 4 * 31, "the Api never refused events");
+        }
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter);
+        Assert.Contains("Kafka:MaxLag", (await refused.Json()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.InRange(accepted, 31, 4 * 31);
+
+        // A silo starts and catches up: the Api takes events again, and every event it acknowledged is applied.
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        await Http.Eventually(
+            async () => (await api.Http.PostJson("/api/events", """{"userId": "after-lag", "eventType": "page_view"}""")).StatusCode == HttpStatusCode.Accepted,
+            "the Api accepts events again\n" + silo.Log, 60_000);
+        for (var i = 0; i < accepted; i++)
+        {
+            var user = $"lagging-{i}";
+            await Http.Eventually(async () => await Spent(api, user) == (1, 1), $"{user} is applied\n{silo.Log}", 60_000);
+        }
+    }
+
+    [Fact]
     public async Task PostgreSQL_restarted_mid_stream_pauses_the_Silo_and_loses_nothing()
     {
         using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
