@@ -213,12 +213,13 @@ public sealed class AerospikeProfileStoreTests : ProfileStoreContract, IAsyncLif
     private static readonly string? Hosts = Environment.GetEnvironmentVariable("AUDIENCE_TEST_AEROSPIKE");
     private readonly Microsoft.Extensions.Time.Testing.FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
     private readonly AerospikeProfileStore? _store;
+    private readonly AerospikeStoreOptions? _options;
 
     public AerospikeProfileStoreTests()
     {
         if (!string.IsNullOrWhiteSpace(Hosts))
         {
-            _store = new AerospikeProfileStore(new AerospikeStoreOptions
+            _store = new AerospikeProfileStore(_options = new AerospikeStoreOptions
             {
                 Hosts = Hosts,
                 SetPrefix = $"t{Guid.NewGuid():N}"[..13] + "-",
@@ -247,6 +248,19 @@ public sealed class AerospikeProfileStoreTests : ProfileStoreContract, IAsyncLif
 
         static ProfileWrite Write(string user, long seq, long expected, ArchiveChunk archive) =>
             new(new ProfileRecord { UserId = user, LastSeq = seq, Data = [1] }, expected, [], [], archive, 1);
+    }
+
+    [SkippableFact]
+    public async Task Bucket_counts_cannot_change_once_the_namespace_is_in_use()
+    {
+        await Store.CheckpointsAsync();
+        await using var same = new AerospikeProfileStore(_options! with { }, TimeSpan.FromDays(91), _clock);
+        await same.CheckLayoutAsync();
+
+        await using var changed = new AerospikeProfileStore(_options! with { MemberBuckets = 16 }, TimeSpan.FromDays(91), _clock);
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => changed.CheckLayoutAsync());
+        Assert.Contains("Aerospike:MemberBuckets is 16", refused.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => changed.ReadAsync("anyone"));
     }
 
     [SkippableFact]

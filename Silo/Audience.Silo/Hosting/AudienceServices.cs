@@ -271,6 +271,18 @@ public static class AudienceServices
             services.GetRequiredService<PostgresDatabase>();
         }
 
+        if (services.GetService<IProfileStore>() is AerospikeProfileStore aerospike)
+        {
+            try
+            {
+                await aerospike.CheckLayoutAsync().ConfigureAwait(false);
+            }
+            catch (StoreUnavailableException)
+            {
+                // Not reachable yet: the store checks its layout whenever it connects, and the process waits it out like any outage.
+            }
+        }
+
         if (!mode.IsKafka)
         {
             await services.GetRequiredService<Database>().ImportEventsAsync(services.GetRequiredService<EventLog>()).ConfigureAwait(false);

@@ -273,6 +273,37 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Connects, which checks the layout (see <see cref="CheckLayout"/>): at start, so that a changed bucket count stops
+    /// the process with its reason.
+    /// </summary>
+    public Task CheckLayoutAsync(CancellationToken cancellationToken = default) => Run(_ => Task.FromResult(0), cancellationToken);
+
+    /// <summary>
+    /// Records the bucket counts (<see cref="AerospikeStoreOptions.MemberBuckets"/>, <see cref="AerospikeStoreOptions.DirectoryBuckets"/>)
+    /// the first time the namespace is used, and refuses different ones afterwards: a user's bucket depends on them, so
+    /// a change would lose every entry written before it (nothing moves them).
+    /// </summary>
+    private async Task CheckLayout(AerospikeClient client)
+    {
+        var key = new Key(_options.Namespace, Set(PartitionSet), "layout");
+        var layout = new Dictionary<string, object?> { ["mb"] = (long)_options.MemberBuckets, ["db"] = (long)_options.DirectoryBuckets };
+        try
+        {
+            await client.PutAsync(key, layout, new WritePolicy { RecordExistsAction = RecordExistsAction.CreateOnly }).ConfigureAwait(false);
+        }
+        catch (AerospikeException e) when (e.IsRecordExists)
+        {
+            var stored = await client.GetAsync(key, ["mb", "db"]).ConfigureAwait(false);
+            if (stored?["mb"] as long? != _options.MemberBuckets || stored?["db"] as long? != _options.DirectoryBuckets)
+            {
+                throw new InvalidOperationException(
+                    $"Aerospike:MemberBuckets is {_options.MemberBuckets} and Aerospike:DirectoryBuckets {_options.DirectoryBuckets}, but the profiles in " +
+                    $"namespace {_options.Namespace} were written with {stored?["mb"]} and {stored?["db"]}; they cannot change once data exists.");
+            }
+        }
+    }
+
     public Task<PartitionLease> ClaimPartitionAsync(int partition, CancellationToken cancellationToken = default) =>
         Run(async client =>
         {
@@ -516,8 +547,23 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
         }
 
         // The client's timeouts and tending run on the system clock, like Orleans' own timing: the profiles' clock may be a test's fake one.
-        var fresh = AerospikeClient.ConnectAsync(_clientOptions, _logger);
+        var fresh = ConnectAsync();
         return Interlocked.CompareExchange(ref _client, fresh, connecting) == connecting ? fresh : Volatile.Read(ref _client)!;
+    }
+
+    private async Task<AerospikeClient> ConnectAsync()
+    {
+        var client = await AerospikeClient.ConnectAsync(_clientOptions, _logger).ConfigureAwait(false);
+        try
+        {
+            await CheckLayout(client).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     public async ValueTask DisposeAsync()
