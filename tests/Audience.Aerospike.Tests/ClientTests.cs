@@ -119,6 +119,59 @@ public class ClientTests(AerospikeFixture fixture)
     }
 
     [SkippableFact]
+    public async Task Ttl_MinusTwoKeepsTheRecordsExpiry_ZeroTakesTheNamespaceDefault_MinusOneNeverExpires()
+    {
+        var client = fixture.Require();
+        var key = new Key(Ns, AerospikeFixture.UniqueSet("ttl-kinds"), "k");
+
+        await client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 1L }, new WritePolicy { Ttl = 3_600 });
+        var set = (await client.GetHeaderAsync(key))!.Expiration!.Value;
+
+        // -2: an update that leaves the expiry as it was.
+        await client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 2L }, new WritePolicy { Ttl = -2 });
+        var kept = (await client.GetHeaderAsync(key))!;
+        Assert.Equal(set, kept.Expiration);
+        Assert.Equal(2, kept.Generation);
+
+        // 0: the namespace's default-ttl, which is 0 (never) on the development server, as is -1 everywhere.
+        await client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 3L }, new WritePolicy { Ttl = 0 });
+        Assert.Null((await client.GetHeaderAsync(key))!.Expiration);
+        await client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 4L }, new WritePolicy { Ttl = 60 });
+        await client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 5L }, new WritePolicy { Ttl = -1 });
+        Assert.Null((await client.GetHeaderAsync(key))!.Expiration);
+    }
+
+    [SkippableFact]
+    public async Task A_cancelled_command_ends_with_OperationCanceledException_and_the_client_goes_on()
+    {
+        var client = fixture.Require();
+        var key = new Key(Ns, AerospikeFixture.UniqueSet("cancel"), "k");
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.GetAsync(key, cancellationToken: cancelled.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 1L }, cancellationToken: cancelled.Token));
+
+        // Cancelled while in flight, over many commands at once: each ends cancelled or done, and the client still answers.
+        using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(1));
+        var commands = Enumerable.Range(0, 200).Select(i => client.PutAsync(new Key(Ns, key.SetName, $"k{i}"), new Dictionary<string, object?> { ["v"] = (long)i }, cancellationToken: soon.Token)).ToList();
+        foreach (var command in commands)
+        {
+            try
+            {
+                await command;
+            }
+            catch (OperationCanceledException)
+            {
+                // Expected for those the deadline caught.
+            }
+        }
+
+        await client.PutAsync(key, new Dictionary<string, object?> { ["v"] = 7L });
+        Assert.Equal(7L, (await client.GetAsync(key))!["v"]);
+    }
+
+    [SkippableFact]
     public async Task Operate_AddReadTouchDelete_ReturnsReads()
     {
         var client = fixture.Require();
