@@ -19,7 +19,7 @@ public sealed class RecentEventIdsTests
         Assert.True(recent.Add("one more")); // "a" is now the oldest beyond capacity
         Assert.True(recent.Add("a"));
 
-        var restored = new RecentEventIds(recent.Hashes);
+        var restored = new RecentEventIds([.. recent.Hashes]);
         Assert.Equal(recent.Hashes, restored.Hashes);
         Assert.False(restored.Add("one more"));
         Assert.False(restored.Add("a"));

@@ -10,6 +10,7 @@ public static class Program
     /// Silo throughput:      dotnet run -c Release --project tests/Audience.Benchmarks -- silo-throughput [segments] [events] [users]
     /// Kafka mode:           dotnet run -c Release --project tests/Audience.Benchmarks -- kafka-throughput [segments] [events] [users]
     /// Store write limit:    dotnet run -c Release --project tests/Audience.Benchmarks -- store-write [rows] [batch]
+    /// Backfill:             dotnet run -c Release --project tests/Audience.Benchmarks -- backfill [profiles] [segments] [rule]
     /// Mock Kafka cluster:   dotnet run -c Release --project tests/Audience.Benchmarks -- mock-kafka [partitions]   (prints the bootstrap servers)
     /// Aerospike client:     AUDIENCE_BENCH_AEROSPIKE=127.0.0.1:3000 dotnet run -c Release --project tests/Audience.Benchmarks -- aerospike-client [seconds] [records]
     /// </summary>
@@ -31,6 +32,9 @@ public static class Program
                 break;
             case "silo-throughput":
                 await SiloThroughput.RunAsync(args[1..]);
+                break;
+            case "backfill":
+                await BackfillThroughput.RunAsync(args[1..]);
                 break;
             case "mock-kafka":
                 await MockKafkaHost.RunAsync(args[1..]);

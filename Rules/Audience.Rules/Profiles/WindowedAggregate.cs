@@ -73,20 +73,35 @@ public sealed class WindowedAggregate
         _buckets = new AggregateBucket[2];
     }
 
-    public WindowedAggregate(BucketLayout layout, IEnumerable<AggregateBucket> buckets)
-        : this(layout)
+    /// <summary>
+    /// A window over stored buckets: takes <paramref name="buckets"/> over as its own array (sorting it by index first,
+    /// unless it is in order already, as a stored profile's are) and drops the empty ones.
+    /// </summary>
+    public WindowedAggregate(BucketLayout layout, AggregateBucket[] buckets)
     {
-        foreach (var bucket in buckets.OrderBy(b => b.Index))
+        Layout = layout;
+        for (var i = 1; i < buckets.Length; i++)
         {
-            if (bucket.Count <= 0)
+            if (buckets[i].Index < buckets[i - 1].Index)
             {
-                continue;
+                Array.Sort(buckets, static (a, b) => a.Index.CompareTo(b.Index));
+                break;
             }
-
-            Append(bucket);
-            _count += bucket.Count;
-            _sum += bucket.Sum;
         }
+
+        var length = 0;
+        foreach (var bucket in buckets)
+        {
+            if (bucket.Count > 0)
+            {
+                buckets[length++] = bucket;
+                _count += bucket.Count;
+                _sum += bucket.Sum;
+            }
+        }
+
+        _buckets = buckets;
+        _length = length;
     }
 
     public BucketLayout Layout { get; }

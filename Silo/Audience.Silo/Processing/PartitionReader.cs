@@ -25,7 +25,11 @@ public sealed class PartitionFencedException(int partition) : Exception($"Partit
 /// </summary>
 public sealed partial class PartitionReader
 {
-    private const int BackfillPage = 200;
+    /// <summary>Stored records a backfill takes per step between batches of events, while events flow: a short stall.</summary>
+    public const int BackfillPage = 200;
+
+    /// <summary>Stored records a backfill takes per step when the last read found no events waiting.</summary>
+    public const int IdleBackfillPage = 1000;
     private const int MaxAttemptsForNonTransientFailures = 5;
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
@@ -144,7 +148,7 @@ public sealed partial class PartitionReader
             {
                 try
                 {
-                    await StepBackfill(stopping).ConfigureAwait(false);
+                    await StepBackfill(entries.Count == 0 ? IdleBackfillPage : BackfillPage, stopping).ConfigureAwait(false);
                 }
                 catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException)
                 {
@@ -441,11 +445,11 @@ public sealed partial class PartitionReader
     }
 
     /// <summary>
-    /// One page of the oldest backfill: users whose grain is active here are asked to apply the segment themselves;
+    /// One page of the oldest backfill (larger when no events wait, so a backfill yields to them): users whose grain is active here are asked to apply the segment themselves;
     /// the others are evaluated from their stored records, their outputs delivered, and their records written in one
     /// batch, each with its generation check (a user activated meanwhile wins, and is then asked too).
     /// </summary>
-    private async Task StepBackfill(CancellationToken stopping)
+    private async Task StepBackfill(int pageSize, CancellationToken stopping)
     {
         var job = _backfills.Peek();
         var store = _silo.Store;
@@ -456,7 +460,7 @@ public sealed partial class PartitionReader
         }
 
         var request = new SegmentChangeRequest(job.Change.SegmentId, job.Change.Version, job.Change.Deleted);
-        var page = await store.ScanAsync(_partition, job.Cursor, BackfillPage, stopping).ConfigureAwait(false);
+        var page = await store.ScanAsync(_partition, job.Cursor, pageSize, stopping).ConfigureAwait(false);
         var now = _silo.Now();
         var grainCalls = new List<Task>();
         var sessions = new List<ProfileSession>();
@@ -492,7 +496,7 @@ public sealed partial class PartitionReader
 
         await Task.WhenAll(grainCalls).ConfigureAwait(false);
         job.Change.Progress.Add(page.Count);
-        if (page.Count < BackfillPage)
+        if (page.Count < pageSize)
         {
             _backfills.Dequeue();
             await store.MarkBackfilledAsync(_partition, [(job.Change.SegmentId, job.Change.Deleted ? null : job.Change.Version)], stopping).ConfigureAwait(false);

@@ -18,9 +18,10 @@ public sealed class RecentEventIds
     {
     }
 
-    public RecentEventIds(IEnumerable<ulong> hashes)
+    /// <summary>Remembers the last <see cref="Capacity"/> of <paramref name="hashes"/>, oldest first.</summary>
+    public RecentEventIds(ReadOnlySpan<ulong> hashes)
     {
-        foreach (var hash in hashes.TakeLast(Capacity))
+        foreach (var hash in hashes[Math.Max(0, hashes.Length - Capacity)..])
         {
             Remember(hash);
         }

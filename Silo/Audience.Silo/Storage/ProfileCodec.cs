@@ -206,7 +206,7 @@ public static class ProfileCodec
         }
 
         var recentCount = r.ReadArrayHeader();
-        var recent = new ulong[recentCount];
+        Span<ulong> recent = recentCount <= RecentEventIds.Capacity ? stackalloc ulong[recentCount] : new ulong[recentCount];
         for (var i = 0; i < recentCount; i++)
         {
             recent[i] = r.ReadUInt64();
