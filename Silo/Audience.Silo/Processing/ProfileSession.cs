@@ -108,7 +108,9 @@ public sealed class ProfileSession
             var archived = await _silo.Store.ArchiveAsync(UserId, Record.LastSeq, now - (long)_silo.Options.EventRetention.TotalMilliseconds, cancellationToken)
                 .ConfigureAwait(false);
             var history = new List<RuleEvent>(archived.Count);
-            foreach (var entry in archived)
+            // A chunk written by a write that then lost its generation check is archived again by the winner: each
+            // event counts once.
+            foreach (var entry in archived.DistinctBy(e => e.Seq))
             {
                 if (EventParser.TryRead(entry.Json, DateTimeOffset.FromUnixTimeMilliseconds(entry.ReceivedAt), out var e, out _))
                 {

@@ -70,9 +70,12 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         _logger = logger;
         _settings = new FasterLogSettings(directory)
         {
-            // 1 MB pages, 32 MB in memory: what a burst of appends holds until the disk has it.
+            // 1 MB pages, up to 256 MB in memory (allocated as the log grows): what a burst of appends holds until the
+            // disk has it, and the recent entries readers take without loading pages back from disk. A reader further
+            // behind than that (catching up) goes through FASTER's page loads: with 32 MB the Silo ran 20% slower on a
+            // 50 MB backlog (docs/performance.md, issue 12).
             PageSizeBits = 20,
-            MemorySizeBits = 25,
+            MemorySizeBits = 28,
             // 64 MB files: the granularity in which pruned events leave the disk.
             SegmentSizeBits = 26,
             // The commit record goes into the log itself instead of a file per commit: about 0.7 ms less per commit.
