@@ -26,7 +26,7 @@ public sealed class UserProfile
     private WindowedAggregate?[] _aggregates = [];
     private AggregateSpec?[] _aggregateOwners = [];
     private ulong[] _memberBits = [];
-    private readonly Dictionary<int, long> _memberSince = [];
+    private readonly MembershipDictionary _memberSince = new();
 
     public UserProfile(string userId, RuleCatalog catalog)
     {
@@ -228,7 +228,7 @@ public sealed class UserProfile
     public long? MemberSince(int segmentSlot) => _memberSince.TryGetValue(segmentSlot, out var since) ? since : null;
 
     /// <summary>The segments the user is in (catalog slots) with the time they entered.</summary>
-    public IReadOnlyDictionary<int, long> Memberships => _memberSince;
+    public MembershipDictionary Memberships => _memberSince;
 
     public void Enter(int segmentSlot, long sinceMs)
     {
@@ -239,7 +239,7 @@ public sealed class UserProfile
         }
 
         _memberBits[word] |= 1UL << segmentSlot;
-        _memberSince[segmentSlot] = sinceMs;
+        _memberSince.Set(segmentSlot, sinceMs);
     }
 
     public void Leave(int segmentSlot)

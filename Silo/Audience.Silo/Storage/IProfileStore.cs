@@ -28,7 +28,7 @@ public sealed class ProfileRecord
 }
 
 /// <summary>A user entered (<see cref="Since"/> set) or left a segment: one change to the per-segment membership index.</summary>
-public sealed record MembershipDelta(string SegmentId, long? Since);
+public readonly record struct MembershipDelta(string SegmentId, long? Since);
 
 /// <summary>A sealed chunk of a user's membership history: entries <c>Chunk × size + 1</c> onwards, encoded.</summary>
 public sealed record HistoryChunk(long Chunk, byte[] Data);

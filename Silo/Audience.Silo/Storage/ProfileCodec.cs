@@ -197,6 +197,7 @@ public static class ProfileCodec
         }
 
         var memberships = r.ReadMapHeader();
+        profile.Memberships.EnsureCapacity(memberships);
         for (var i = 0; i < memberships; i++)
         {
             var segmentId = r.ReadString()!;
