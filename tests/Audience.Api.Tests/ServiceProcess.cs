@@ -17,7 +17,8 @@ internal sealed class ServiceProcess : IDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<ServiceProcess> StartAsync(string dataDirectory)
+    /// <summary>The Api as its own process on a free port, with <paramref name="settings"/> (configuration keys) in its environment.</summary>
+    public static async Task<ServiceProcess> StartAsync(string dataDirectory, IReadOnlyDictionary<string, string>? settings = null)
     {
         var port = FreePort();
         var address = new Uri($"http://127.0.0.1:{port}");
@@ -29,6 +30,10 @@ internal sealed class ServiceProcess : IDisposable
         };
         start.Environment["DataDirectory"] = dataDirectory;
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };

@@ -5,9 +5,10 @@ using Audience.Testing;
 namespace Audience.Api.Tests.Kafka;
 
 /// <summary>
-/// Two Silo processes in one Orleans cluster share <c>user-events</c>; one leaves mid-stream, gracefully or by
-/// SIGKILL, and the survivor takes over its partitions and its users. Afterwards every profile is exact and every membership
-/// change is on <c>user-segments</c>, repeated only under the same change id.
+/// Two Silo processes in one Orleans cluster share <c>user-events</c>, behind an Api process (production mode as
+/// deployed: three processes); one Silo leaves mid-stream, gracefully or by SIGKILL, and the survivor takes over its
+/// partitions and its users. Afterwards every profile is exact and every membership change is on <c>user-segments</c>,
+/// repeated only under the same change id.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class ScaleOutTests : IDisposable
@@ -18,6 +19,7 @@ public sealed class ScaleOutTests : IDisposable
 
     private readonly MockKafka _kafka = new();
     private readonly TestDatabase _database = new();
+    private readonly string _apiDirectory = Directory.CreateTempSubdirectory("audience-api-").FullName;
 
     [Theory]
     [InlineData(false)]
@@ -26,10 +28,11 @@ public sealed class ScaleOutTests : IDisposable
     {
         using var first = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "first");
         using var second = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "second");
-        using var api = new AudienceFactory(new Dictionary<string, string>
+        using var api = await ServiceProcess.StartAsync(_apiDirectory, new Dictionary<string, string>
         {
             ["Kafka:BootstrapServers"] = _kafka.Bootstrap,
             ["Postgres:ConnectionString"] = _database.ConnectionString,
+            ["Orleans:AdvertisedIPAddress"] = "127.0.0.1",
         });
         var segmentId = await api.Http.CreateSegment(new { name = "big spenders", rule = $"totalSpent > {Threshold}" });
         await Http.Eventually(() => Task.FromResult(first.Log.Contains("starts reading", StringComparison.Ordinal)
@@ -145,5 +148,6 @@ public sealed class ScaleOutTests : IDisposable
     {
         _kafka.Dispose();
         _database.Dispose();
+        Directory.Delete(_apiDirectory, recursive: true);
     }
 }
