@@ -37,7 +37,7 @@ internal static class BackfillThroughput
         using var disposeHost = host;
         var services = host.Services;
         var segments = services.GetRequiredService<SegmentService>();
-        foreach (var (id, text) in BenchmarkData.ThousandSegments().Take(950 * segmentCount / 1000).Concat(BenchmarkData.ThousandSegments().Skip(950).Take(Math.Max(1, segmentCount / 20))))
+        foreach (var (id, text) in BenchmarkData.Segments(segmentCount))
         {
             segments.Create(new SegmentDraft(id, id, null, null, text, null));
         }

@@ -13,6 +13,10 @@ internal static class BenchmarkData
 
     public static IEnumerable<(string Id, string Rule)> ThousandSegments() => SegmentSets.ThousandSegments();
 
+    /// <summary><paramref name="count"/> of the thousand, in the same mix: 95% on traits, 5% on purchases.</summary>
+    public static IEnumerable<(string Id, string Rule)> Segments(int count) =>
+        ThousandSegments().Take(950 * count / 1000).Concat(ThousandSegments().Skip(950).Take(Math.Max(1, count / 20)));
+
     public static string OneKilobyteRule() => SegmentSets.OneKilobyteRule();
 
     public static CompiledRule Compile(string text, RuleCatalog catalog) =>
