@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 
 namespace Audience.Api.Tests;
 
@@ -9,6 +10,7 @@ namespace Audience.Api.Tests;
 public sealed class AudienceFactory : WebApplicationFactory<Program>
 {
     private readonly IReadOnlyDictionary<string, string> _settings;
+    private readonly Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? _services;
 
     public AudienceFactory()
         : this(new Dictionary<string, string>())
@@ -16,9 +18,11 @@ public sealed class AudienceFactory : WebApplicationFactory<Program>
     }
 
     /// <param name="settings">Configuration on top of the embedded defaults, such as Kafka mode's keys.</param>
-    internal AudienceFactory(IReadOnlyDictionary<string, string> settings)
+    /// <param name="services">Registrations on top of the service's own (the last registration of a service wins).</param>
+    internal AudienceFactory(IReadOnlyDictionary<string, string> settings, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         _settings = settings;
+        _services = services;
         DataDirectory = Path.Combine(Path.GetTempPath(), "audience-tests", Guid.NewGuid().ToString("N"));
         UseKestrel(0);
         StartServer();
@@ -35,6 +39,11 @@ public sealed class AudienceFactory : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings)
         {
             builder.UseSetting(key, value);
+        }
+
+        if (_services is not null)
+        {
+            builder.ConfigureTestServices(_services);
         }
     }
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Audience.Api.Tests;
 
@@ -259,6 +260,28 @@ public sealed class HostileInputTests(AudienceFactory factory) : IClassFixture<A
         }
 
         await AssertIngestionWorks();
+    }
+
+    [Fact]
+    public async Task A_disk_that_fails_answers_503_and_stops_the_service()
+    {
+        // The event log on a device whose writes fail, as a full or vanished disk's do.
+        using var failing = new AudienceFactory(new Dictionary<string, string>(), services => services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<Audience.Silo.SiloOptions>();
+            return new Audience.Silo.Storage.EventLog(Path.Combine(options.DataDirectory, "log"), options.Partitions, options.EventRetention,
+                TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<Audience.Silo.Storage.EventLog>.Instance,
+                new Audience.Testing.FailingDevice());
+        }));
+        var stopping = failing.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping;
+
+        var response = await failing.Http.PostJson("/api/events", """{"userId": "u", "eventType": "page_view"}""");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.NotNull(response.Headers.RetryAfter);
+        Assert.Contains("could not store", (await response.Json()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.NotNull(failing.Services.GetRequiredService<Audience.Silo.Storage.EventLog>().Fault);
+        await Http.Eventually(() => Task.FromResult(stopping.IsCancellationRequested), "the service stops itself");
     }
 
     [Fact]

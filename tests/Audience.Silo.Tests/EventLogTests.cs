@@ -108,7 +108,7 @@ public sealed class EventLogTests : IDisposable
     [Fact]
     public async Task A_failing_disk_faults_the_log_and_its_appends_fail_instead_of_waiting()
     {
-        await using var log = new EventLog(_directory, 1, Retention, _time, NullLogger<EventLog>.Instance, new FailingDevice());
+        await using var log = new EventLog(_directory, 1, Retention, _time, NullLogger<EventLog>.Instance, new Audience.Testing.FailingDevice());
         Assert.Null(log.Fault);
 
         // The commit fails: the append waiting on it fails too (it does not hang), and the log says why.
@@ -120,26 +120,6 @@ public sealed class EventLogTests : IDisposable
         var again = log.AppendAsync([Event("b", "u")]);
         Assert.True(again.IsCompleted);
         await Assert.ThrowsAsync<EventLogUnavailableException>(() => again);
-    }
-
-    /// <summary>A disk whose every write fails, as a full or vanished one does.</summary>
-    private sealed class FailingDevice() : FASTER.core.StorageDeviceBase("failing", 512, -1)
-    {
-        private const uint IoError = 5; // EIO
-
-        public override void WriteAsync(IntPtr sourceAddress, int segmentId, ulong destinationAddress, uint numBytesToWrite,
-            FASTER.core.DeviceIOCompletionCallback callback, object context) =>
-            ThreadPool.QueueUserWorkItem(_ => callback(IoError, 0, context));
-
-        public override void ReadAsync(int segmentId, ulong sourceAddress, IntPtr destinationAddress, uint readLength,
-            FASTER.core.DeviceIOCompletionCallback callback, object context) =>
-            ThreadPool.QueueUserWorkItem(_ => callback(IoError, 0, context));
-
-        public override void RemoveSegmentAsync(int segment, AsyncCallback callback, IAsyncResult result) => callback(result);
-
-        public override void Dispose()
-        {
-        }
     }
 
     public void Dispose()
