@@ -33,7 +33,15 @@ public sealed record SiloOptions
     [Range(1, 1_000_000)]
     public int MaxUnwrittenUsers { get; init; } = 20_000;
 
-    /// <summary>How long events are kept in the log: at least the longest window, so new aggregates can be filled.</summary>
+    /// <summary>How long the profile store archives each user's events: at least the longest window, so new aggregates can be filled.</summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
     public TimeSpan EventRetention { get; init; } = TimeSpan.FromDays(91);
+
+    /// <summary>
+    /// Embedded: how long the log keeps events (once every reader has passed them) and so how long a repeated event id
+    /// is refused as a duplicate; the ids are held in memory (about 40 bytes each). Past it, a user's last 32 event ids,
+    /// kept with the profile, still make a resent event count once, as in Kafka mode.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
+    public TimeSpan DeduplicationWindow { get; init; } = TimeSpan.FromHours(1);
 }

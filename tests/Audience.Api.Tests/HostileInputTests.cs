@@ -269,7 +269,7 @@ public sealed class HostileInputTests(AudienceFactory factory) : IClassFixture<A
         using var failing = new AudienceFactory(new Dictionary<string, string>(), services => services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<Audience.Silo.SiloOptions>();
-            return new Audience.Silo.Storage.EventLog(Path.Combine(options.DataDirectory, "log"), options.Partitions, options.EventRetention,
+            return new Audience.Silo.Storage.EventLog(Path.Combine(options.DataDirectory, "log"), options.Partitions, options.DeduplicationWindow,
                 TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<Audience.Silo.Storage.EventLog>.Instance,
                 new Audience.Testing.FailingDevice());
         }));

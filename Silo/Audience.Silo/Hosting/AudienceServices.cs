@@ -239,7 +239,7 @@ public static class AudienceServices
             services.AddSingleton(sp =>
             {
                 var options = sp.GetRequiredService<SiloOptions>();
-                return new EventLog(Path.Combine(options.DataDirectory, "log"), options.Partitions, options.EventRetention,
+                return new EventLog(Path.Combine(options.DataDirectory, "log"), options.Partitions, options.DeduplicationWindow,
                     sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<ILogger<EventLog>>());
             });
         }

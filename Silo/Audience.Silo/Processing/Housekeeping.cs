@@ -6,8 +6,9 @@ using Microsoft.Extensions.Logging;
 namespace Audience.Silo.Processing;
 
 /// <summary>
-/// Keeps stored events within their retention (<c>Silo:EventRetention</c>): the embedded log's events, once their
-/// partition's reader has checkpointed past them, and the archive the profile store keeps for filling new aggregates.
+/// Keeps stored events within their retention: the embedded log's for <c>Silo:DeduplicationWindow</c>, once their
+/// partition's reader has checkpointed past them, and the archive the profile store keeps for filling new aggregates,
+/// for <c>Silo:EventRetention</c>.
 /// Every ten minutes; every silo may run it, since a deletion by time is harmless to repeat.
 /// </summary>
 public sealed partial class Housekeeping(IServiceProvider services, SiloOptions options, [FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time, ILogger<Housekeeping> logger) : BackgroundService
@@ -21,10 +22,11 @@ public sealed partial class Housekeeping(IServiceProvider services, SiloOptions 
         var store = services.GetRequiredService<IProfileStore>();
         while (!stoppingToken.IsCancellationRequested)
         {
-            var cutoff = time.GetUtcNow().ToUnixTimeMilliseconds() - (long)options.EventRetention.TotalMilliseconds;
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var cutoff = now - (long)options.EventRetention.TotalMilliseconds;
             try
             {
-                var pruned = log?.Prune(cutoff, readers.Checkpoints()) ?? 0;
+                var pruned = log?.Prune(now - (long)options.DeduplicationWindow.TotalMilliseconds, readers.Checkpoints()) ?? 0;
                 var archived = await store.PruneArchiveAsync(cutoff, stoppingToken).ConfigureAwait(false);
                 LogPruned(pruned, archived);
             }

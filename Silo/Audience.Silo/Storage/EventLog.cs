@@ -20,7 +20,7 @@ public readonly record struct AppendResult(string EventId, bool Duplicate);
 /// a commit per partition would cost a synchronous write each). Readers see committed entries only.
 /// <para>
 /// An entry is the receive time (Unix ms, 8 bytes), the 64-bit hash of the event id (8 bytes), the partition (8 bytes)
-/// and the event's JSON. Event ids are unique within the retention (<c>Silo:EventRetention</c>): the hashes of the
+/// and the event's JSON. Event ids are unique within the retention (<c>Silo:DeduplicationWindow</c>): the hashes of the
 /// retained events are held in memory (about 40 bytes each), rebuilt from the log at start, and a repeated id is
 /// reported as a duplicate and not stored again. A sequence number is the entry's address in the log (so it grows,
 /// and 0 means "nothing yet"); a partition's reader reads the log and keeps its partition's entries.
