@@ -654,6 +654,8 @@ public sealed record AerospikeStoreOptions
     public AerospikeClientOptions Client() => new()
     {
         Hosts = Hosts,
+        // Connecting (the seeds' info requests) may take as long as a command may: a busy machine answers late, not never.
+        ConnectTimeout = TotalTimeout > TimeSpan.FromSeconds(1) ? TotalTimeout : TimeSpan.FromSeconds(1),
         TotalTimeout = TotalTimeout,
         SocketTimeout = SocketTimeout,
         MaxConnectionsPerNode = MaxConnectionsPerNode,
