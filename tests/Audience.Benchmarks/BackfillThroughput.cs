@@ -33,14 +33,10 @@ internal static class BackfillThroughput
             settings["ProfileStore:Kind"] = "postgres";
         }
 
-        var (host, mode) = await SiloThroughput.BuildHostAsync(settings);
+        var (host, mode) = await SiloThroughput.BuildHostAsync(settings, BenchmarkData.Segments(segmentCount));
         using var disposeHost = host;
         var services = host.Services;
         var segments = services.GetRequiredService<SegmentService>();
-        foreach (var (id, text) in BenchmarkData.Segments(segmentCount))
-        {
-            segments.Create(new SegmentDraft(id, id, null, null, text, null));
-        }
 
         var silo = services.GetRequiredService<SiloContext>();
         var store = silo.Store;

@@ -75,17 +75,11 @@ internal static class KafkaThroughput
             settings["Aerospike:SetPrefix"] = setPrefix;
         }
 
-        var (host, mode) = await SiloThroughput.BuildHostAsync(settings);
+        var (host, mode) = await SiloThroughput.BuildHostAsync(settings, BenchmarkData.ThousandSegments().Take(segmentCount));
         using var disposeHost = host;
         Console.WriteLine(aerospike is null
             ? $"profile store: PostgreSQL (database {databaseName})"
             : $"profile store: Aerospike at {aerospike}, sets {setPrefix}* (PostgreSQL database {databaseName} for segments and the cluster tables)");
-        var segments = host.Services.GetRequiredService<SegmentService>();
-        foreach (var (id, rule) in BenchmarkData.ThousandSegments().Take(segmentCount))
-        {
-            segments.Create(new SegmentDraft(id, id, null, null, rule, null));
-        }
-
         var store = host.Services.GetRequiredService<IProfileStore>();
         // Starting the Orleans silo is not processing: the clock starts once it is up, and what the readers had
         // already checkpointed by then is taken off the count.

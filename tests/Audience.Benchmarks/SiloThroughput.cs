@@ -33,14 +33,10 @@ internal static class SiloThroughput
         // event); otherwise a user's traits are stable, and changes come from spending and windows.
         var churn = args.Contains("churn");
         var directory = Path.Combine(Path.GetTempPath(), "audience-silo-throughput", Guid.NewGuid().ToString("N"));
-        var (host, mode) = await BuildHostAsync(new Dictionary<string, string?> { ["DataDirectory"] = directory });
+        var (host, mode) = await BuildHostAsync(new Dictionary<string, string?> { ["DataDirectory"] = directory }, BenchmarkData.Segments(segmentCount));
         using var disposeHost = host;
         var services = host.Services;
         var segments = services.GetRequiredService<SegmentService>();
-        foreach (var (id, rule) in BenchmarkData.Segments(segmentCount))
-        {
-            segments.Create(new SegmentDraft(id, id, null, null, rule, null));
-        }
 
         var log = services.GetRequiredService<EventLog>();
         var database = services.GetRequiredService<Database>();
@@ -111,8 +107,8 @@ internal static class SiloThroughput
         Directory.Delete(directory, recursive: true);
     }
 
-    /// <summary>The Silo as the Api hosts it embedded, with its logging quiet.</summary>
-    internal static async Task<(IHost Host, string Mode)> BuildHostAsync(Dictionary<string, string?> settings)
+    /// <summary>The Silo as the Api hosts it embedded, with its logging quiet, not started yet, with <paramref name="segments"/> created.</summary>
+    internal static async Task<(IHost Host, string Mode)> BuildHostAsync(Dictionary<string, string?> settings, IEnumerable<(string Id, string Rule)> segments)
     {
         var builder = Host.CreateApplicationBuilder(AudienceServices.HostArguments([]));
         builder.Configuration.AddInMemoryCollection(settings);
@@ -122,6 +118,12 @@ internal static class SiloThroughput
         builder.UseOrleans(silo => silo.AddAudienceSilo(audience));
         var host = builder.Build();
         await host.Services.PrepareStorageAsync();
+        var service = host.Services.GetRequiredService<SegmentService>();
+        foreach (var (id, rule) in segments)
+        {
+            service.Create(new SegmentDraft(id, id, null, null, rule, null));
+        }
+
         return (host, audience.IsKafka ? $"Kafka mode, {audience.ProfileStoreKind} store" : "embedded");
     }
 

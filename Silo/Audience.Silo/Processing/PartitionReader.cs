@@ -445,9 +445,10 @@ public sealed partial class PartitionReader
     }
 
     /// <summary>
-    /// One page of the oldest backfill (larger when no events wait, so a backfill yields to them): users whose grain is active here are asked to apply the segment themselves;
-    /// the others are evaluated from their stored records, their outputs delivered, and their records written in one
-    /// batch, each with its generation check (a user activated meanwhile wins, and is then asked too).
+    /// One page of the oldest backfill (larger when no events wait, so a backfill yields to them): users whose grain is
+    /// active here are asked to apply the segment themselves; the others are evaluated from their stored records, their
+    /// outputs delivered, and their records written in one batch, each with its generation check (a user activated
+    /// meanwhile wins, and is then asked too).
     /// </summary>
     private async Task StepBackfill(int pageSize, CancellationToken stopping)
     {

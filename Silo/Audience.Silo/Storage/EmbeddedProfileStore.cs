@@ -75,11 +75,11 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
             {
                 var write = writes[i];
                 var record = write.Record;
-                var stored = write.ExpectedGeneration == 0
-                    ? w.Insert.Bind(1, record.UserId).Bind(2, record.Partition).Bind(3, record.LastSeq).Bind(4, record.NextDue)
-                        .Bind(5, record.Data).Bind(6, write.UpdatedAt).Execute()
-                    : w.Update.Bind(1, record.UserId).Bind(2, record.Partition).Bind(3, record.LastSeq).Bind(4, record.NextDue)
-                        .Bind(5, record.Data).Bind(6, write.UpdatedAt).Bind(7, write.ExpectedGeneration).Execute();
+                // Both statements take the record as ?1 to ?6; an update checks the generation it expects as ?7.
+                var statement = (write.ExpectedGeneration == 0 ? w.Insert : w.Update.Bind(7, write.ExpectedGeneration))
+                    .Bind(1, record.UserId).Bind(2, record.Partition).Bind(3, record.LastSeq).Bind(4, record.NextDue)
+                    .Bind(5, record.Data).Bind(6, write.UpdatedAt);
+                var stored = statement.Execute();
                 if (stored != 1)
                 {
                     continue; // another writer got there first: nothing of this write is stored

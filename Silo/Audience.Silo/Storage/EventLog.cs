@@ -249,15 +249,11 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
             {
                 return;
             }
-            catch (CommitFailureException e)
-            {
-                Faults(e.Message, e); // the appenders waiting for this commit see the failure themselves
-                return;
-            }
             catch (Exception e)
             {
-                // Whatever else ends the committer fails the appenders waiting on it, instead of leaving them waiting.
-                Faults($"the committer stopped: {e.Message}", e);
+                // A failed commit (a device error), or whatever else ends the committer, faults the log: the appenders
+                // waiting on it fail instead of waiting forever.
+                Faults(e is CommitFailureException ? e.Message : $"the committer stopped: {e.Message}", e);
                 return;
             }
         }
