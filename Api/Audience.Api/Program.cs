@@ -104,6 +104,7 @@ app.MapEventsApi();
 app.MapSegmentsApi();
 app.MapUsersApi();
 app.MapChangesApi();
+app.MapCampaignsApi();
 
 app.Run();
 return eventLog?.Fault is null ? 0 : 1;

@@ -29,6 +29,13 @@ public sealed record SiloOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How often a process looks for campaigns changed by another process (an Api replica, in Kafka mode); a change
+    /// made through this process's own API takes effect without waiting for it.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan CampaignRefreshInterval { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>A partition reader also writes and moves its checkpoint once this many users have unwritten changes.</summary>
     [Range(1, 1_000_000)]
     public int MaxUnwrittenUsers { get; init; } = 20_000;

@@ -39,7 +39,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        foreach (var (topic, partitions) in new[] { ("user-events", Partitions), ("user-segments", 4), ("orders-analytics", 4), ("user-events-dlq", 1), ("segment-updates", 1) })
+        foreach (var (topic, partitions) in new[] { ("user-events", Partitions), ("user-segments", 4), ("orders-analytics", 4), ("user-events-dlq", 1), ("segment-updates", 1), ("notification-requests", 2) })
         {
             _kafka.CreateTopic(topic, partitions);
         }

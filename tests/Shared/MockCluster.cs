@@ -38,7 +38,7 @@ internal sealed class MockCluster : IDisposable
     public void CreateServiceTopics(int userEventPartitions)
     {
         CreateTopic("user-events", userEventPartitions);
-        foreach (var topic in new[] { "segment-updates", "user-segments", "orders-analytics", "user-events-dlq" })
+        foreach (var topic in new[] { "segment-updates", "user-segments", "orders-analytics", "user-events-dlq", "notification-requests" })
         {
             CreateTopic(topic, 2);
         }

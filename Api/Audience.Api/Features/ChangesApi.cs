@@ -5,7 +5,10 @@ using Audience.Silo.Segments;
 
 namespace Audience.Api.Features;
 
-/// <summary><c>GET /api/changes</c>: membership changes as Server-Sent Events, in seed 004's user-segments format.</summary>
+/// <summary>
+/// <c>GET /api/changes</c>: membership changes as Server-Sent Events, in seed 004's user-segments format; and the
+/// streaming of any live feed (notifications use it too).
+/// </summary>
 public static class ChangesApi
 {
     private const int MaxPerWrite = 256;
@@ -15,13 +18,17 @@ public static class ChangesApi
         routes.MapGet("/api/changes", Stream).WithTags("Changes").WithName("StreamChanges")
             .WithSummary("Server-Sent Events: one 'membership' event per entry or exit; ?segmentId= filters.");
 
-    private static async Task<IResult> Stream(HttpContext context, ChangeFeed feed, SegmentService segments, string? segmentId = null)
-    {
-        if (segmentId is not null && segments.Get(segmentId) is null)
-        {
-            return Problems.NotFound($"There is no segment with the id '{segmentId}'.");
-        }
+    private static Task<IResult> Stream(HttpContext context, ChangeFeed feed, SegmentService segments, string? segmentId = null) =>
+        segmentId is not null && segments.Get(segmentId) is null
+            ? Task.FromResult(Problems.NotFound($"There is no segment with the id '{segmentId}'."))
+            : StreamFeed(context, feed, segmentId, "changes");
 
+    /// <summary>
+    /// Streams a feed's messages (those of <paramref name="key"/>, or all) as Server-Sent Events until the client leaves;
+    /// a reader that falls behind the feed's buffer is told how many <paramref name="noun"/> it missed.
+    /// </summary>
+    internal static async Task<IResult> StreamFeed<T>(HttpContext context, LiveFeed<T> feed, string? key, string noun)
+    {
         var aborted = context.RequestAborted;
         // A subscriber that stops reading should block its stream soon, not after the kernel buffered megabytes
         // for it: a fixed send buffer turns off the kernel's growing of it.
@@ -30,7 +37,7 @@ public static class ChangesApi
             socket.SendBufferSize = SendBufferBytes;
         }
 
-        using var subscription = feed.Subscribe(segmentId);
+        using var subscription = feed.Subscribe(key);
         var response = context.Response;
         response.Headers.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
@@ -48,7 +55,7 @@ public static class ChangesApi
                 if (subscription.Missed != missed)
                 {
                     // This reader fell behind the feed's buffer; say so, so a client knows to resynchronise.
-                    await response.WriteAsync($": missed {subscription.Missed - missed} changes\n\n", aborted);
+                    await response.WriteAsync($": missed {subscription.Missed - missed} {noun}\n\n", aborted);
                     missed = subscription.Missed;
                 }
 

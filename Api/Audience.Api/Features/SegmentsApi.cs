@@ -51,8 +51,13 @@ public static class SegmentsApi
         return Outcome(segments.Update(id, draft!), created: false);
     }
 
-    private static IResult Delete(string id, SegmentService segments)
+    private static async Task<IResult> Delete(string id, SegmentService segments, Audience.Silo.Campaigns.CampaignService campaigns, CancellationToken cancellationToken)
     {
+        if (await campaigns.UsingSegmentAsync(id, cancellationToken) is { Count: > 0 } users)
+        {
+            return Problems.Conflict($"The segment '{id}' is used by the campaigns {string.Join(", ", users)}; delete them or point them at another segment first.");
+        }
+
         var result = segments.Delete(id);
         return result.Segment is not null ? TypedResults.NoContent() : Outcome(result, created: false);
     }

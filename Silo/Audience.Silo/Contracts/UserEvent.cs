@@ -58,6 +58,23 @@ public sealed record DeadLetterMessage(
     string Payload,
     DateTimeOffset At);
 
+/// <summary>
+/// A notification a campaign asks for, in seed 004's <c>notification-requests</c> format, with the campaign's trigger
+/// and the segment that fired it. <see cref="NotificationId"/> is the dedupe id: the campaign's id and the membership
+/// change's (or the broadcast's) id, the same for a copy sent again after a crash.
+/// </summary>
+public sealed record NotificationRequest(
+    string NotificationId,
+    string CampaignId,
+    string UserId,
+    string Type,
+    string Template,
+    string? Subject,
+    System.Text.Json.Nodes.JsonObject Personalization,
+    string Trigger,
+    string SegmentId,
+    DateTimeOffset Timestamp);
+
 /// <summary>A segment change announced on <c>segment-updates</c>; receivers read the definition from PostgreSQL.</summary>
 public sealed record SegmentUpdateMessage(string SegmentId, long Version, string Action, DateTimeOffset At);
 
@@ -67,4 +84,5 @@ public sealed record SegmentUpdateMessage(string SegmentId, long Version, string
 [JsonSerializable(typeof(OrderAnalyticsMessage))]
 [JsonSerializable(typeof(DeadLetterMessage))]
 [JsonSerializable(typeof(SegmentUpdateMessage))]
+[JsonSerializable(typeof(NotificationRequest))]
 public sealed partial class SiloJsonContext : JsonSerializerContext;

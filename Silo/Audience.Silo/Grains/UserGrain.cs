@@ -229,6 +229,11 @@ public sealed partial class UserGrain(
     private async Task Deliver()
     {
         var session = _session;
+        if (session.Messages.Count > 0)
+        {
+            session.FireCampaigns(await silo.Campaigns.RulesAsync(), silo.Now());
+        }
+
         if (session.Messages.Count == 0 && session.Orders.Count == 0 && session.DeadLetters.Count == 0)
         {
             return;
@@ -236,7 +241,7 @@ public sealed partial class UserGrain(
 
         try
         {
-            await silo.Outputs.DeliverAsync(session.Messages, session.Orders);
+            await silo.Outputs.DeliverAsync(session.Messages, session.Orders, session.Firings);
             foreach (var deadLetter in session.DeadLetters)
             {
                 LogDeadLetter(deadLetter.Error, UserId);

@@ -1,5 +1,6 @@
 using Audience.Rules.Indexing;
 using Audience.Rules.Profiles;
+using Audience.Silo.Campaigns;
 using Audience.Silo.Grains;
 using Audience.Silo.Kafka;
 using Audience.Silo.Processing;
@@ -199,6 +200,7 @@ public static class AudienceServices
         services.AddSingleton<RuleCatalog>();
         services.AddSingleton<SegmentIndex>();
         services.AddSingleton<ChangeFeed>();
+        services.AddSingleton<NotificationFeed>();
         services.AddSingleton(sp => new Database(sp.GetRequiredService<SiloOptions>().DataDirectory));
         if (mode.PostgresConnectionString is { } postgres)
         {
@@ -229,12 +231,14 @@ public static class AudienceServices
             services.AddSingleton(mode.Kafka!);
             services.AddSingleton<PostgresSegmentStore>();
             services.AddSingleton<ISegmentStore>(sp => sp.GetRequiredService<PostgresSegmentStore>());
+            services.AddSingleton<ICampaignStore>(sp => new PostgresCampaignStore(sp.GetRequiredService<PostgresDatabase>()));
             services.AddSingleton<SegmentUpdatesListener>();
             services.AddHostedService(sp => sp.GetRequiredService<SegmentUpdatesListener>());
         }
         else
         {
             services.AddSingleton<ISegmentStore>(sp => new EmbeddedSegmentStore(sp.GetRequiredService<Database>()));
+            services.AddSingleton<ICampaignStore>(sp => new EmbeddedCampaignStore(sp.GetRequiredService<Database>()));
             // The in-process log stands in for user-events: the Api appends to it, the silo's readers read it.
             services.AddSingleton(sp =>
             {
@@ -256,6 +260,8 @@ public static class AudienceServices
                 sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<SiloOptions>().Partitions);
         });
         services.AddSingleton<ProfileQueries>();
+        services.AddSingleton<CampaignService>();
+        services.AddHostedService(sp => sp.GetRequiredService<CampaignService>());
         return services;
     }
 

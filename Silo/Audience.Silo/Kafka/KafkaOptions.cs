@@ -86,4 +86,7 @@ public sealed record KafkaTopics
 
     [Required]
     public string DeadLetter { get; init; } = "user-events-dlq";
+
+    [Required]
+    public string NotificationRequests { get; init; } = "notification-requests";
 }

@@ -9,17 +9,22 @@ namespace Audience.Silo.Kafka;
 /// <summary>
 /// The Silo's outputs in Kafka mode, on one idempotent producer per silo: membership changes to
 /// <c>user-segments</c> keyed by user id (in order per user; header <c>change-id</c> and <c>metadata.changeId</c>
-/// identify duplicates), enriched purchases to <c>orders-analytics</c> keyed by event id, and dead letters to
-/// <c>user-events-dlq</c>. Each call completes when the broker has acknowledged all it sent.
+/// identify duplicates), enriched purchases to <c>orders-analytics</c> keyed by event id, notifications campaigns
+/// sent to <c>notification-requests</c> keyed by user id (header <c>change-id</c> and <c>notificationId</c>: the
+/// dedupe id), and dead letters to <c>user-events-dlq</c>. Each call completes when the broker has acknowledged all it
+/// sent; notifications are then recorded in the campaign store (once per dedupe id), so a crash in between sends a
+/// copy again, with the same dedupe id, and records it once.
 /// </summary>
 public sealed class KafkaOutputs : ISiloOutputs, IDisposable
 {
     private readonly IProducer<string, byte[]> _producer;
     private readonly KafkaTopics _topics;
+    private readonly Campaigns.ICampaignStore _campaigns;
     private int _disposed;
 
-    public KafkaOutputs(KafkaOptions kafka)
+    public KafkaOutputs(KafkaOptions kafka, Campaigns.ICampaignStore campaigns)
     {
+        _campaigns = campaigns;
         var config = kafka.Producer("audience-silo");
         config.MessageTimeoutMs = 300_000; // outputs wait out a broker outage; the partition waits with them
         _producer = new ProducerBuilder<string, byte[]>(config).Build();
@@ -28,9 +33,10 @@ public sealed class KafkaOutputs : ISiloOutputs, IDisposable
 
     public bool WantsOrders => true;
 
-    public async Task DeliverAsync(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<OrderAnalyticsMessage> orders)
+    public async Task DeliverAsync(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<OrderAnalyticsMessage> orders,
+        IReadOnlyList<Campaigns.CampaignFiring> notifications)
     {
-        if (changes.Count == 0 && orders.Count == 0)
+        if (changes.Count == 0 && orders.Count == 0 && notifications.Count == 0)
         {
             return;
         }
@@ -49,7 +55,18 @@ public sealed class KafkaOutputs : ISiloOutputs, IDisposable
                 JsonSerializer.SerializeToUtf8Bytes(order, SiloJsonContext.Default.OrderAnalyticsMessage), order.EventId));
         }
 
+        foreach (var notification in notifications.Where(n => !n.Capped))
+        {
+            var request = notification.Request;
+            deliveries.Add(Produce(_topics.NotificationRequests, request.UserId,
+                JsonSerializer.SerializeToUtf8Bytes(request, SiloJsonContext.Default.NotificationRequest), request.NotificationId));
+        }
+
         await Task.WhenAll(deliveries).ConfigureAwait(false);
+        if (notifications.Count > 0)
+        {
+            await _campaigns.RecordAsync(notifications).ConfigureAwait(false);
+        }
     }
 
     public Task DeadLetterAsync(DeadLetterMessage message) =>

@@ -483,7 +483,9 @@ public sealed partial class PartitionReader
 
         if (sessions.Count > 0)
         {
-            await _silo.Outputs.DeliverAsync([.. sessions.SelectMany(s => s.Messages)], []).ConfigureAwait(false);
+            var campaigns = await _silo.Campaigns.RulesAsync().ConfigureAwait(false);
+            sessions.ForEach(s => s.FireCampaigns(campaigns, now));
+            await _silo.Outputs.DeliverAsync([.. sessions.SelectMany(s => s.Messages)], [], [.. sessions.SelectMany(s => s.Firings)]).ConfigureAwait(false);
             var writes = sessions.Select(s => s.TakeWrite(_partition, now)).ToList();
             var generations = await store.WriteAsync(writes, stopping).ConfigureAwait(false);
             for (var i = 0; i < writes.Count; i++)

@@ -8,8 +8,11 @@ namespace Audience.Silo.Processing;
 
 /// <summary>What user grains and backfills share: the segments, the profile store, the outputs and the clock.</summary>
 public sealed class SiloContext(SegmentIndex index, IProfileStore store, ISiloOutputs outputs, SiloOptions options,
-    [Microsoft.Extensions.DependencyInjection.FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time)
+    [Microsoft.Extensions.DependencyInjection.FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time,
+    Campaigns.CampaignService campaigns)
 {
+    public Campaigns.CampaignService Campaigns => campaigns;
+
     public SegmentIndex Index => index;
 
     public RuleCatalog Catalog => index.Catalog;
@@ -58,6 +61,12 @@ public sealed class ProfileSession
     public List<OrderAnalyticsMessage> Orders { get; } = [];
 
     public List<DeadLetterMessage> DeadLetters { get; } = [];
+
+    /// <summary>What the campaigns fired for <see cref="Messages"/>: notifications to record and send, or capped ones.</summary>
+    public List<Campaigns.CampaignFiring> Firings { get; } = [];
+
+    /// <summary>How many of <see cref="Messages"/> the campaigns have seen.</summary>
+    private int _campaignsSeen;
 
     /// <summary>Whether anything changed since the last write.</summary>
     public bool Dirty { get; private set; }
@@ -249,6 +258,38 @@ public sealed class ProfileSession
         Release(Messages);
         Release(Orders);
         Release(DeadLetters);
+        Release(Firings);
+        _campaignsSeen = 0;
+    }
+
+    /// <summary>
+    /// Evaluates the campaigns for the changes in <see cref="Messages"/> they have not seen (each change once), adding what
+    /// fires to <see cref="Firings"/> and the sends to the profile, for caps. Replaying an event gives the same changes
+    /// with the same ids, from the same sends, so the same notifications with the same dedupe ids.
+    /// </summary>
+    public void FireCampaigns(Campaigns.CampaignRules rules, long now)
+    {
+        if (_campaignsSeen >= Messages.Count)
+        {
+            return;
+        }
+
+        var changes = Messages.GetRange(_campaignsSeen, Messages.Count - _campaignsSeen);
+        _campaignsSeen = Messages.Count;
+        if (rules.Campaigns.Count == 0)
+        {
+            return;
+        }
+
+        var sends = State.Sends;
+        var keepFrom = now - rules.LongestPeriodMs;
+        sends.RemoveAll(s => s.At <= keepFrom);
+        var fired = rules.Evaluate(changes, State.Profile, sends, now);
+        if (fired.Count > 0)
+        {
+            Firings.AddRange(fired);
+            Dirty = true;
+        }
     }
 
     /// <summary>

@@ -56,9 +56,16 @@ public sealed class PostgresSegmentStore(PostgresDatabase database) : ISegmentSt
     {
         using var connection = database.DataSource.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        if (PostgresDatabase.Execute(connection, transaction, "DELETE FROM segments WHERE id = @id AND version = @v", ("id", record.Id), ("v", record.Version)) != 1)
+        try
         {
-            throw new SegmentConflictException($"The segment '{record.Id}' was changed by another request; read it again and retry.");
+            if (PostgresDatabase.Execute(connection, transaction, "DELETE FROM segments WHERE id = @id AND version = @v", ("id", record.Id), ("v", record.Version)) != 1)
+            {
+                throw new SegmentConflictException($"The segment '{record.Id}' was changed by another request; read it again and retry.");
+            }
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation)
+        {
+            throw new SegmentConflictException($"The segment '{record.Id}' is used by a campaign created meanwhile; delete it or point it at another segment first.");
         }
 
         Record(connection, transaction, record with { Version = record.Version + 1, UpdatedAt = at }, "deleted");

@@ -61,6 +61,31 @@ public sealed class Database
             version INTEGER NOT NULL,
             created_at INTEGER NOT NULL,
             updated_at INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS campaigns(
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            segment_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            content TEXT NOT NULL,
+            status TEXT NOT NULL,
+            scheduled_at INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            trigger TEXT NOT NULL,
+            condition TEXT,
+            caps TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            version INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS notifications(
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            campaign_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            payload TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS notifications_by_campaign ON notifications(campaign_id, seq);
         CREATE TABLE IF NOT EXISTS segment_versions(
             id TEXT NOT NULL,
             version INTEGER NOT NULL,

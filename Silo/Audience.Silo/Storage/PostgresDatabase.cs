@@ -102,6 +102,34 @@ public sealed class PostgresDatabase : IDisposable
         CREATE TABLE partitions(partition int PRIMARY KEY, epoch bigint NOT NULL, seq bigint NOT NULL);
         """,
         OrleansClustering(),
+        // Seed 004's campaigns table, with what campaigns need beyond it; the notifications they asked for, once each.
+        """
+        CREATE TABLE campaigns(
+            id varchar(64) PRIMARY KEY,
+            name varchar(255) NOT NULL,
+            segment_id varchar(64) NOT NULL REFERENCES segments(id),
+            type varchar(50) NOT NULL,
+            content jsonb NOT NULL,
+            status varchar(50) NOT NULL DEFAULT 'draft',
+            scheduled_at timestamptz,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            trigger varchar(20) NOT NULL,
+            condition text,
+            caps jsonb NOT NULL DEFAULT '[]',
+            priority int NOT NULL DEFAULT 0,
+            version bigint NOT NULL);
+        CREATE TABLE notifications(
+            seq bigserial PRIMARY KEY,
+            id text NOT NULL UNIQUE,
+            campaign_id varchar(64) NOT NULL,
+            user_id text NOT NULL,
+            type varchar(50) NOT NULL,
+            status varchar(20) NOT NULL,
+            at bigint NOT NULL,
+            payload jsonb NOT NULL);
+        CREATE INDEX notifications_by_campaign ON notifications(campaign_id, seq);
+        """,
     ];
 
     private static string OrleansClustering()

@@ -35,6 +35,9 @@ public sealed class ProfileState(UserProfile profile)
 
     /// <summary>The changes after the last sealed chunk of history, oldest first (fewer than <see cref="ProfileCodec.HistoryChunkSize"/>).</summary>
     public List<HistoryEntry> OpenHistory { get; init; } = [];
+
+    /// <summary>The notifications campaigns sent the user within the longest cap period, oldest first: what caps count.</summary>
+    public List<Campaigns.CampaignSend> Sends { get; init; } = [];
 }
 
 /// <summary>One entry of a user's membership history; <see cref="Seq"/> counts the user's changes from 1.</summary>
@@ -56,7 +59,8 @@ public sealed record HistoryEntry(
 /// profile costs 8 bytes per aggregate name whatever the filter's length. Layout (version 1):
 /// <c>[1, eventCount, totalSpent, orderCount, firstSeen|nil, lastSeen|nil, {trait: value}, [known hash],
 /// {hash: [[bucket, count, sum, min, max]...]}, {segment: since}, [recent id hash], fingerprint, historyCount,
-/// [[segment, entered, reason, at, latency, eventId|nil]...]]</c>. Bucket indexes after the first are stored as
+/// [[segment, entered, reason, at, latency, eventId|nil]...], [[campaign, at]...]]</c> (the last field, the campaigns'
+/// sends, came later: a profile written without it has sent nothing). Bucket indexes after the first are stored as
 /// differences. History chunks use the entry layout on their own.
 /// </summary>
 public static class ProfileCodec
@@ -77,7 +81,7 @@ public static class ProfileCodec
         var buffer = new ArrayBufferWriter<byte>(256);
         var w = new MessagePackWriter(buffer);
         var p = state.Profile;
-        w.WriteArrayHeader(15);
+        w.WriteArrayHeader(16);
         w.Write(Version);
         w.Write(p.EventCount);
         WriteDecimal(ref w, p.TotalSpent);
@@ -134,6 +138,14 @@ public static class ProfileCodec
         w.Write(state.SegmentsFingerprint);
         w.Write(state.HistoryCount);
         WriteHistory(ref w, state.OpenHistory);
+        w.WriteArrayHeader(state.Sends.Count);
+        foreach (var send in state.Sends)
+        {
+            w.WriteArrayHeader(2);
+            w.Write(send.CampaignId);
+            w.Write(send.At);
+        }
+
         w.Flush();
         return buffer.WrittenSpan.ToArray();
     }
@@ -216,8 +228,20 @@ public static class ProfileCodec
         var fingerprint = r.ReadUInt64();
         var historyCount = r.ReadInt64();
         var open = ReadHistory(ref r, historyCount - (historyCount % HistoryChunkSize));
+        var sends = new List<Campaigns.CampaignSend>();
+        if (fields > 15)
+        {
+            var sendCount = r.ReadArrayHeader();
+            for (var i = 0; i < sendCount; i++)
+            {
+                r.ReadArrayHeader();
+                sends.Add(new Campaigns.CampaignSend(r.ReadString()!, r.ReadInt64()));
+            }
+        }
+
         return new ProfileState(profile)
         {
+            Sends = sends,
             StoredKnown = known,
             Recent = new RecentEventIds(recent),
             SegmentsFingerprint = fingerprint,

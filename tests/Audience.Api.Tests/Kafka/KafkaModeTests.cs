@@ -96,6 +96,51 @@ public sealed class KafkaModeTests : IDisposable
     }
 
     [Fact]
+    public async Task Seed_004_campaign_phase_in_Kafka_mode_puts_one_notification_per_qualifying_user_on_notification_requests()
+    {
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        using var api = new AudienceFactory(Settings);
+        var segmentId = await api.Http.CreateSegment(new { name = "VIP", rule = "totalSpent > 1000" });
+        var created = await api.Http.PostJson("/api/campaigns", $$"""
+            {"name": "VIP welcome", "segmentId": "{{segmentId}}", "type": "email", "trigger": "on_enter",
+             "content": {"template": "welcome_high_value", "subject": "Welcome"}, "status": "active"}
+            """);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var campaignId = (await created.Json()).GetProperty("id").GetString()!;
+        Assert.Equal(1, _database.Scalar($"SELECT count(*) FROM campaigns WHERE id = '{campaignId}' AND content->>'template' = 'welcome_high_value'"));
+        // The Silo process finds campaigns changed by an Api in PostgreSQL every Silo:CampaignRefreshInterval (2 s).
+        await Task.Delay(TimeSpan.FromSeconds(5));
+
+        var amounts = new Dictionary<string, int>();
+        for (var i = 1; i <= 10; i++)
+        {
+            amounts[$"campaign-user-{i}"] = 400 + (i * 150);
+            await api.Http.Send($"campaign-user-{i}", "purchase", new { amount = amounts[$"campaign-user-{i}"] });
+        }
+
+        var vips = amounts.Where(a => a.Value > 1000).Select(a => a.Key).Order().ToList();
+        await Http.Eventually(() => Task.FromResult(_kafka.Read("notification-requests").Count >= vips.Count), $"the VIPs are notified\n{silo.Log}", 60_000);
+        var sent = _kafka.Read("notification-requests");
+        Assert.Equal(vips, sent.Select(n => n.Key).Order());
+        foreach (var (key, value) in sent)
+        {
+            var notification = JsonDocument.Parse(value).RootElement;
+            Assert.Equal(key, notification.GetProperty("userId").GetString());
+            Assert.Equal(campaignId, notification.GetProperty("campaignId").GetString());
+            Assert.Equal("welcome_high_value", notification.GetProperty("template").GetString());
+            Assert.Equal(amounts[key], notification.GetProperty("personalization").GetProperty("totalSpent").GetDecimal());
+            Assert.StartsWith($"{campaignId}/{key}/{segmentId}/e", notification.GetProperty("notificationId").GetString(), StringComparison.Ordinal);
+        }
+
+        // The Api answers from PostgreSQL what the Silo recorded.
+        var listed = await (await api.Http.GetAsync($"/api/campaigns/{campaignId}/notifications")).Json();
+        Assert.Equal(vips, listed.GetProperty("notifications").EnumerateArray().Select(n => n.GetProperty("notification").GetProperty("userId").GetString()).Order());
+        var stats = await (await api.Http.GetAsync($"/api/campaigns/{campaignId}/stats")).Json();
+        Assert.Equal(vips.Count, stats.GetProperty("sent").GetInt64());
+        Assert.Equal(HttpStatusCode.Conflict, (await api.Http.DeleteAsync($"/api/segments/{segmentId}")).StatusCode);
+    }
+
+    [Fact]
     public async Task A_poison_message_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing()
     {
         using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");

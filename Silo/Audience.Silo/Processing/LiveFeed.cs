@@ -1,27 +1,37 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Audience.Silo.Contracts;
 
 namespace Audience.Silo.Processing;
 
-/// <summary>A change as the feed holds it: the message, and its Server-Sent Events frame, encoded once for every subscriber.</summary>
-public sealed record FeedItem(MembershipChangeMessage Change, byte[] Frame);
+/// <summary>A message as a feed holds it: the key subscribers filter on, and its Server-Sent Events frame, encoded once for every subscriber.</summary>
+public sealed record FeedItem(string Key, byte[] Frame);
+
+/// <summary>Membership changes for <c>GET /api/changes</c>, filtered by segment.</summary>
+public sealed class ChangeFeed() : LiveFeed<MembershipChangeMessage>("membership", SiloJsonContext.Default.MembershipChangeMessage, c => c.SegmentId);
+
+/// <summary>Notification requests for <c>GET /api/notifications</c>, filtered by campaign.</summary>
+public sealed class NotificationFeed() : LiveFeed<NotificationRequest>("notification", SiloJsonContext.Default.NotificationRequest, n => n.CampaignId);
 
 /// <summary>
-/// Broadcasts membership changes to live subscribers (the SSE endpoint). Publishing encodes each change once, writes
+/// Broadcasts messages to live subscribers (the SSE endpoints). Publishing encodes each message once, writes
 /// it into a shared ring and wakes whoever waits, whatever the number of subscribers; each subscriber reads the ring
 /// at its own pace from its own position and writes the encoded frames as they are. A subscriber that falls more than
 /// the ring's size behind skips to the oldest change still held (it is told how many it missed), so a slow reader
 /// costs only itself and memory stays bounded.
 /// </summary>
-public sealed class ChangeFeed
+public abstract class LiveFeed<T>
 {
     /// <summary>Changes kept for readers that lag; a reader further behind loses the oldest.</summary>
     public const int Capacity = 16_384;
 
-    private static readonly byte[] FramePrefix = "event: membership\ndata: "u8.ToArray();
     private static readonly byte[] FrameSuffix = "\n\n"u8.ToArray();
+
+    private readonly byte[] _framePrefix;
+    private readonly JsonTypeInfo<T> _type;
+    private readonly Func<T, string> _key;
 
     private readonly FeedItem?[] _ring = new FeedItem?[Capacity];
     private readonly Lock _gate = new();
@@ -32,26 +42,34 @@ public sealed class ChangeFeed
     private int _wakePending;
 
     /// <summary>The longest pause between two wake-ups of the subscribers, reached with 500 of them.</summary>
-    public static readonly TimeSpan MaxWakePause = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan MaxWakePause = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>A feed whose frames are SSE events named <paramref name="eventName"/>, filtered on <paramref name="key"/>.</summary>
+    protected LiveFeed(string eventName, JsonTypeInfo<T> type, Func<T, string> key)
+    {
+        _framePrefix = Encoding.UTF8.GetBytes($"event: {eventName}\ndata: ");
+        _type = type;
+        _key = key;
+    }
 
     public int Subscribers => Volatile.Read(ref _subscribers);
 
     /// <summary>Changes published so far: the position a new subscriber starts reading from.</summary>
     public long Position => Interlocked.Read(ref _published);
 
-    /// <summary>Publishes the changes of one grain call, in order, and wakes the subscribers once for them.</summary>
-    public void Publish(IReadOnlyList<MembershipChangeMessage> changes)
+    /// <summary>Publishes the messages of one grain call, in order, and wakes the subscribers once for them.</summary>
+    public void Publish(IReadOnlyList<T> messages)
     {
-        if (changes.Count == 0 || Volatile.Read(ref _subscribers) == 0)
+        if (messages.Count == 0 || Volatile.Read(ref _subscribers) == 0)
         {
             return;
         }
 
-        var items = new FeedItem[changes.Count];
+        var items = new FeedItem[messages.Count];
         for (var i = 0; i < items.Length; i++)
         {
-            var json = JsonSerializer.SerializeToUtf8Bytes(changes[i], SiloJsonContext.Default.MembershipChangeMessage);
-            items[i] = new FeedItem(changes[i], [.. FramePrefix, .. json, .. FrameSuffix]);
+            var json = JsonSerializer.SerializeToUtf8Bytes(messages[i], _type);
+            items[i] = new FeedItem(_key(messages[i]), [.. _framePrefix, .. json, .. FrameSuffix]);
         }
 
         lock (_gate)
@@ -88,7 +106,7 @@ public sealed class ChangeFeed
     }
 
     /// <summary>10 µs per subscriber, at most <see cref="MaxWakePause"/>: the work of waking them stays bounded.</summary>
-    public static TimeSpan WakePause(int subscribers) => TimeSpan.FromTicks(Math.Min(MaxWakePause.Ticks, subscribers * 100L));
+    private static TimeSpan WakePause(int subscribers) => TimeSpan.FromTicks(Math.Min(MaxWakePause.Ticks, subscribers * 100L));
 
     private async Task WakeSoon()
     {
@@ -111,16 +129,16 @@ public sealed class ChangeFeed
     }
 
     /// <summary>A subscription from now on; dispose it to leave.</summary>
-    public Subscription Subscribe(string? segmentId)
+    public Subscription Subscribe(string? key)
     {
         Interlocked.Increment(ref _subscribers);
-        return new Subscription(this, segmentId, Position);
+        return new Subscription(this, key, Position);
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>One reader of the feed, with its own position; single-threaded, like the request that holds it.</summary>
-    public sealed class Subscription(ChangeFeed feed, string? segmentId, long position) : IDisposable
+    public sealed class Subscription(LiveFeed<T> feed, string? key, long position) : IDisposable
     {
         private long _position = position;
         private int _disposed;
@@ -128,7 +146,7 @@ public sealed class ChangeFeed
         /// <summary>Changes that were overwritten before this reader got to them.</summary>
         public long Missed { get; private set; }
 
-        /// <summary>Waits for changes after this reader's position and copies those of its segment into <paramref name="into"/>.</summary>
+        /// <summary>Waits for messages after this reader's position and copies those of its key into <paramref name="into"/>.</summary>
         public async Task ReadAsync(List<FeedItem> into, int max, CancellationToken cancellationToken)
         {
             while (true)
@@ -153,7 +171,7 @@ public sealed class ChangeFeed
                     }
 
                     _position++;
-                    if (segmentId is null || segmentId == item.Change.SegmentId)
+                    if (key is null || key == item.Key)
                     {
                         into.Add(item);
                     }

@@ -1,0 +1,313 @@
+using System.Text.Json;
+using Audience.Silo.Campaigns;
+using Audience.Silo.Contracts;
+using Audience.Silo.Processing;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Audience.Api.Features;
+
+/// <summary>Campaigns (seed 004's Communication API) under <c>/api/campaigns</c>, and the live notifications stream.</summary>
+public static class CampaignsApi
+{
+    /// <summary>The largest campaign body: a condition is at most 16 KiB of text.</summary>
+    public const int MaxBodyBytes = 256 * 1024;
+
+    private static readonly HashSet<string> Fields =
+        ["id", "name", "segmentId", "type", "content", "status", "trigger", "condition", "caps", "priority", "scheduledAt"];
+
+    public static RouteGroupBuilder MapCampaignsApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/api/campaigns").WithTags("Campaigns");
+        group.MapPost("/", Create).WithName("CreateCampaign").Accepts<JsonElement>("application/json")
+            .WithSummary("Create a campaign on a segment: a notification per user who enters (on_enter) or leaves (on_exit) it.");
+        group.MapGet("/", List).WithName("ListCampaigns");
+        group.MapGet("/{id}", Get).WithName("GetCampaign");
+        group.MapPut("/{id}", Update).WithName("UpdateCampaign").Accepts<JsonElement>("application/json");
+        group.MapDelete("/{id}", Delete).WithName("DeleteCampaign");
+        group.MapGet("/{id}/notifications", Notifications).WithName("CampaignNotifications")
+            .WithSummary("The notifications the campaign recorded, oldest first; ?after= the last seq seen.");
+        group.MapGet("/{id}/stats", Stats).WithName("CampaignStats");
+        routes.MapGet("/api/notifications", Stream).WithTags("Campaigns").WithName("StreamNotifications")
+            .WithSummary("Server-Sent Events: one 'notification' event per notification sent; ?campaignId= filters.");
+        return group;
+    }
+
+    private static async Task<IResult> Create(HttpRequest request, CampaignService campaigns, CancellationToken cancellationToken)
+    {
+        var (draft, problem) = await ReadDraft(request, allowId: true, cancellationToken);
+        return problem ?? Outcome(await campaigns.CreateAsync(draft!, cancellationToken), campaigns, created: true);
+    }
+
+    private static async Task<IResult> Update(string id, HttpRequest request, CampaignService campaigns, CancellationToken cancellationToken)
+    {
+        var (draft, problem) = await ReadDraft(request, allowId: false, cancellationToken);
+        return problem ?? Outcome(await campaigns.UpdateAsync(id, draft!, cancellationToken), campaigns, created: false);
+    }
+
+    private static async Task<IResult> Delete(string id, CampaignService campaigns, CancellationToken cancellationToken)
+    {
+        var result = await campaigns.DeleteAsync(id, cancellationToken);
+        return result.Campaign is not null ? TypedResults.NoContent() : Outcome(result, campaigns, created: false);
+    }
+
+    private static async Task<Ok<CampaignResponse[]>> List(CampaignService campaigns, CancellationToken cancellationToken) =>
+        TypedResults.Ok((await campaigns.ListAsync(cancellationToken)).Select(c => ToResponse(c, campaigns)).ToArray());
+
+    private static async Task<IResult> Get(string id, CampaignService campaigns, CancellationToken cancellationToken) =>
+        await campaigns.GetAsync(id, cancellationToken) is { } campaign
+            ? TypedResults.Ok(ToResponse(campaign, campaigns))
+            : Problems.NotFound($"There is no campaign with the id '{id}'.");
+
+    private static async Task<IResult> Notifications(string id, CampaignService campaigns, CancellationToken cancellationToken, long after = 0, int limit = 100)
+    {
+        if (limit is < 1 or > 1000)
+        {
+            return Problems.BadRequest("'limit' must be from 1 to 1000.");
+        }
+
+        if (after < 0)
+        {
+            return Problems.BadRequest("'after' is the 'seq' of the last notification seen, 0 or more.");
+        }
+
+        if (await campaigns.GetAsync(id, cancellationToken) is null)
+        {
+            return Problems.NotFound($"There is no campaign with the id '{id}'.");
+        }
+
+        var rows = await campaigns.Store.NotificationsAsync(id, after, limit, cancellationToken);
+        return TypedResults.Ok(new NotificationsResponse(id, [.. rows.Select(r => new NotificationEntry(r.Seq, r.Status, r.Request))],
+            rows.Count == limit ? rows[^1].Seq : null));
+    }
+
+    private static async Task<IResult> Stats(string id, CampaignService campaigns, CancellationToken cancellationToken)
+    {
+        if (await campaigns.GetAsync(id, cancellationToken) is null)
+        {
+            return Problems.NotFound($"There is no campaign with the id '{id}'.");
+        }
+
+        var stats = await campaigns.Store.StatsAsync(id, cancellationToken);
+        return TypedResults.Ok(new StatsResponse(id, stats.SentByType, stats.SentByType.Values.Sum(), stats.Capped, stats.LastSent));
+    }
+
+    private static async Task<IResult> Stream(HttpContext context, NotificationFeed feed, CampaignService campaigns, string? campaignId = null) =>
+        campaignId is not null && await campaigns.GetAsync(campaignId, context.RequestAborted) is null
+            ? Problems.NotFound($"There is no campaign with the id '{campaignId}'.")
+            : await ChangesApi.StreamFeed(context, feed, campaignId, "notifications");
+
+    private static IResult Outcome(CampaignResult result, CampaignService campaigns, bool created)
+    {
+        if (result.ConditionErrors.Count > 0)
+        {
+            return Problems.InvalidRule(result.ConditionErrors);
+        }
+
+        if (result.NotFound)
+        {
+            return Problems.NotFound(result.Problems[0]);
+        }
+
+        if (result.Conflict)
+        {
+            return Problems.Conflict(result.Problems[0]);
+        }
+
+        if (result.Campaign is null)
+        {
+            return TypedResults.Problem(string.Join(" ", result.Problems), statusCode: StatusCodes.Status422UnprocessableEntity,
+                title: "The campaign is not valid", extensions: new Dictionary<string, object?> { ["errors"] = result.Problems.ToArray() });
+        }
+
+        var response = ToResponse(result.Campaign, campaigns);
+        return created ? TypedResults.Created($"/api/campaigns/{response.Id}", response) : TypedResults.Ok(response);
+    }
+
+    private static CampaignResponse ToResponse(CampaignRecord c, CampaignService campaigns) => new(
+        c.Id, c.Name, c.SegmentId, c.Type, new ContentResponse(c.Content.Template, c.Content.Subject, c.Content.Personalization),
+        c.Status, c.Trigger, c.Condition, [.. c.Caps.Select(cap => new CapResponse(cap.Count, cap.Period, cap.Scope))], c.Priority,
+        c.ScheduledAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, c.Version,
+        c.FiresOnChanges && campaigns.LiveVersion(c.Id) == c.Version,
+        DateTimeOffset.FromUnixTimeMilliseconds(c.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(c.UpdatedAt));
+
+    /// <summary>
+    /// Reads <c>{id?, name, segmentId, type, content: {template, subject?, personalization?}, status?, trigger?,
+    /// condition?, caps?, priority?, scheduledAt?}</c>; every malformed or unknown field is a 400 naming it.
+    /// </summary>
+    private static async Task<(CampaignDraft? Draft, IResult? Problem)> ReadDraft(HttpRequest request, bool allowId, CancellationToken cancellationToken)
+    {
+        var (document, problem) = await JsonBody.ReadAsync(request, MaxBodyBytes, cancellationToken);
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
+
+        using (document)
+        {
+            try
+            {
+                return (Draft(document!.RootElement, allowId), null);
+            }
+            catch (BadFieldException e)
+            {
+                return (null, Problems.BadRequest(e.Message));
+            }
+        }
+    }
+
+    private static CampaignDraft Draft(JsonElement root, bool allowId)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new BadFieldException("A campaign is a JSON object.");
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var property in root.EnumerateObject())
+        {
+            if (!names.Add(property.Name))
+            {
+                throw new BadFieldException($"'{property.Name}' appears twice in the campaign.");
+            }
+
+            if (!Fields.Contains(property.Name))
+            {
+                throw new BadFieldException($"'{property.Name}' is not a campaign field; the fields are {string.Join(", ", Fields)}.");
+            }
+        }
+
+        var id = Text(root, "id", 64, required: false);
+        if (!allowId && id is not null)
+        {
+            throw new BadFieldException("'id' cannot be changed; it is given by the URL.");
+        }
+
+        if (!root.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.Object)
+        {
+            throw new BadFieldException("'content' is required: an object with 'template', and optionally 'subject' and 'personalization'.");
+        }
+
+        foreach (var property in content.EnumerateObject())
+        {
+            if (property.Name is not ("template" or "subject" or "personalization"))
+            {
+                throw new BadFieldException($"'content.{property.Name}' is not a content field; they are template, subject and personalization.");
+            }
+        }
+
+        var personalization = Array.Empty<string>();
+        if (content.TryGetProperty("personalization", out var fields) && fields.ValueKind != JsonValueKind.Null)
+        {
+            if (fields.ValueKind != JsonValueKind.Array || fields.EnumerateArray().Any(f => f.ValueKind != JsonValueKind.String))
+            {
+                throw new BadFieldException("'content.personalization' is a list of profile field names, such as [\"firstName\", \"totalSpent\"].");
+            }
+
+            personalization = [.. fields.EnumerateArray().Select(f => f.GetString()!)];
+        }
+
+        var caps = Array.Empty<CampaignCap>();
+        if (root.TryGetProperty("caps", out var capList) && capList.ValueKind != JsonValueKind.Null)
+        {
+            if (capList.ValueKind != JsonValueKind.Array)
+            {
+                throw new BadFieldException("'caps' is a list of {\"count\": N, \"period\": \"7d\", \"scope\": \"campaign\" or \"global\"}.");
+            }
+
+            caps = [.. capList.EnumerateArray().Select(Cap)];
+        }
+
+        long? scheduledAt = null;
+        if (root.TryGetProperty("scheduledAt", out var scheduled) && scheduled.ValueKind != JsonValueKind.Null)
+        {
+            if (scheduled.ValueKind != JsonValueKind.String || !scheduled.TryGetDateTimeOffset(out var at))
+            {
+                throw new BadFieldException("'scheduledAt' is an ISO 8601 time with an offset, such as 2026-12-01T09:00:00Z.");
+            }
+
+            scheduledAt = at.ToUnixTimeMilliseconds();
+        }
+
+        return new CampaignDraft(
+            id,
+            Text(root, "name", 255, required: true)!,
+            Text(root, "segmentId", 64, required: true)!,
+            Text(root, "type", 16, required: true)!,
+            new CampaignContent(Text(content, "template", 128, required: true, prefix: "content.")!, Text(content, "subject", 998, required: false, prefix: "content."),
+                personalization),
+            Text(root, "status", 16, required: false) ?? Campaign.Draft,
+            Text(root, "trigger", 16, required: false) ?? Campaign.OnEnter,
+            Text(root, "condition", 16 * 1024, required: false),
+            caps,
+            Integer(root, "priority") ?? 0,
+            scheduledAt);
+    }
+
+    private static CampaignCap Cap(JsonElement cap)
+    {
+        if (cap.ValueKind != JsonValueKind.Object || cap.EnumerateObject().Any(p => p.Name is not ("count" or "period" or "scope")))
+        {
+            throw new BadFieldException("Each cap is {\"count\": N, \"period\": \"7d\", \"scope\": \"campaign\" or \"global\"}.");
+        }
+
+        return new CampaignCap(Integer(cap, "count") ?? throw new BadFieldException("A cap needs 'count'."),
+            Text(cap, "period", 16, required: true, prefix: "caps.")!, Text(cap, "scope", 16, required: false, prefix: "caps.") ?? Campaign.CampaignScope);
+    }
+
+    private static string? Text(JsonElement element, string name, int max, bool required, string prefix = "")
+    {
+        if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return required ? throw new BadFieldException($"'{prefix}{name}' is required.") : null;
+        }
+
+        if (value.ValueKind != JsonValueKind.String || value.GetString() is not { Length: > 0 } text || text.Length > max || string.IsNullOrWhiteSpace(text))
+        {
+            throw new BadFieldException($"'{prefix}{name}' must be a string of 1 to {max} characters.");
+        }
+
+        return text;
+    }
+
+    private static int? Integer(JsonElement element, string name)
+    {
+        if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number)
+            ? number
+            : throw new BadFieldException($"'{name}' must be an integer.");
+    }
+
+    private sealed class BadFieldException(string message) : Exception(message);
+
+    public sealed record ContentResponse(string Template, string? Subject, string[] Personalization);
+
+    public sealed record CapResponse(int Count, string Period, string Scope);
+
+    /// <summary>A campaign; <c>live</c> says whether the rules that fire campaigns hold this version of it yet.</summary>
+    public sealed record CampaignResponse(
+        string Id,
+        string Name,
+        string SegmentId,
+        string Type,
+        ContentResponse Content,
+        string Status,
+        string Trigger,
+        string? Condition,
+        CapResponse[] Caps,
+        int Priority,
+        DateTimeOffset? ScheduledAt,
+        long Version,
+        bool Live,
+        DateTimeOffset CreatedAt,
+        DateTimeOffset UpdatedAt);
+
+    public sealed record NotificationEntry(long Seq, string Status, NotificationRequest Notification);
+
+    public sealed record NotificationsResponse(string CampaignId, NotificationEntry[] Notifications, long? Next);
+
+    public sealed record StatsResponse(string CampaignId, IReadOnlyDictionary<string, long> SentByType, long Sent, long Capped, DateTimeOffset? LastSent);
+}

@@ -1,0 +1,238 @@
+using System.Linq.Expressions;
+using System.Text.Json.Nodes;
+using Audience.Rules;
+using Audience.Rules.Compilation;
+using Audience.Rules.Profiles;
+using Audience.Silo.Contracts;
+using NRules;
+using NRules.RuleModel;
+using NRules.RuleModel.Builders;
+
+namespace Audience.Silo.Campaigns;
+
+/// <summary>A membership change, as a fact campaign rules match on.</summary>
+public sealed record MembershipTrigger(string SegmentId, bool Entered, string ChangeId, long At);
+
+/// <summary>The user's profile, read-only, as a fact: what conditions read and personalization fills in.</summary>
+public sealed record ProfileFact(UserProfile Profile, long Now);
+
+/// <summary>
+/// The user's recent sends, as a fact: caps count them, and each firing adds to them, so a campaign further down
+/// the agenda (lower priority) sees what the ones before it sent.
+/// </summary>
+public sealed class SendLedger(List<CampaignSend> sends)
+{
+    public List<CampaignSend> Sends { get; } = sends;
+
+    /// <summary>What the firings of this evaluation produced, in the order they fired.</summary>
+    public List<CampaignFiring> Firings { get; } = [];
+
+    /// <summary>Whether a cap of <paramref name="campaign"/> stops a send at <paramref name="at"/>.</summary>
+    public bool Capped(CampaignRecord campaign, long at)
+    {
+        foreach (var cap in campaign.Caps)
+        {
+            var since = at - cap.PeriodMs;
+            var count = 0;
+            foreach (var send in Sends)
+            {
+                if (send.At > since && (cap.Global || send.CampaignId == campaign.Id))
+                {
+                    count++;
+                }
+            }
+
+            if (count >= cap.Count)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>One notification sent to the user, kept in the profile for caps.</summary>
+public readonly record struct CampaignSend(string CampaignId, long At);
+
+/// <summary>
+/// The active campaigns that fire on membership changes, as one NRules rule set. Each campaign is an NRules rule built
+/// through the rule model: a <see cref="MembershipTrigger"/> of its segment and direction, the <see cref="ProfileFact"/>
+/// its condition (our rule language, compiled) accepts, and the user's <see cref="SendLedger"/>; its priority is the
+/// rule's salience, so when several fire for one change the higher fire first, and its action checks the caps against
+/// the ledger (which counts the sends of the campaigns that fired before it) and yields one notification request.
+/// Built once per change of the campaigns, off the evaluation path; a session is created per evaluation (a grain call
+/// that changed memberships), since a session per user grain would keep NRules' working memory for every active user.
+/// </summary>
+public sealed class CampaignRules : IDisposable
+{
+    private readonly ISessionFactory? _factory;
+    private readonly List<CompiledRule> _conditions;
+
+    private CampaignRules(IReadOnlyList<CampaignRecord> campaigns, ISessionFactory? factory, List<CompiledRule> conditions, string stamp)
+    {
+        Campaigns = campaigns;
+        _factory = factory;
+        _conditions = conditions;
+        Stamp = stamp;
+    }
+
+    public static CampaignRules Empty { get; } = new([], null, [], string.Empty);
+
+    /// <summary>The campaigns this set fires (active, on a membership change).</summary>
+    public IReadOnlyList<CampaignRecord> Campaigns { get; }
+
+    /// <summary>The store's stamp the set was built from.</summary>
+    public string Stamp { get; }
+
+    /// <summary>The campaigns' versions this set holds, by id: what <c>live</c> reports.</summary>
+    public long? VersionOf(string campaignId) => Campaigns.FirstOrDefault(c => c.Id == campaignId)?.Version;
+
+    /// <summary>The longest cap period of the set: sends older than that no longer count.</summary>
+    public long LongestPeriodMs => Campaigns.SelectMany(c => c.Caps).Select(c => c.PeriodMs).DefaultIfEmpty(0).Max();
+
+    /// <summary>Compiles the rule set; <paramref name="compile"/> turns a condition into a predicate over the profile.</summary>
+    public static CampaignRules Build(IEnumerable<CampaignRecord> all, Func<string, CompiledRule> compile, string stamp)
+    {
+        var campaigns = all.Where(c => c.FiresOnChanges).ToList();
+        if (campaigns.Count == 0)
+        {
+            return new CampaignRules([], null, [], stamp);
+        }
+
+        var conditions = new List<CompiledRule>();
+        var definitions = new List<IRuleDefinition>(campaigns.Count);
+        try
+        {
+            foreach (var campaign in campaigns)
+            {
+                var condition = campaign.Condition is { } text ? compile(text) : null;
+                if (condition is not null)
+                {
+                    conditions.Add(condition);
+                }
+
+                definitions.Add(Define(campaign, condition));
+            }
+
+            return new CampaignRules(campaigns, new NRules.RuleCompiler().Compile(definitions), conditions, stamp);
+        }
+        catch
+        {
+            conditions.ForEach(c => c.Dispose());
+            throw;
+        }
+    }
+
+    private static IRuleDefinition Define(CampaignRecord campaign, CompiledRule? condition)
+    {
+        var rule = new RuleBuilder();
+        rule.Name($"campaign {campaign.Id} v{campaign.Version}");
+        rule.Priority(campaign.Priority);
+        var when = rule.LeftHandSide();
+
+        var trigger = when.Pattern(typeof(MembershipTrigger), "trigger");
+        var t = trigger.Declaration.ToParameterExpression();
+        trigger.Condition(Expression.Lambda(
+            Expression.AndAlso(
+                Expression.Equal(Expression.Property(t, nameof(MembershipTrigger.SegmentId)), Expression.Constant(campaign.SegmentId)),
+                Expression.Equal(Expression.Property(t, nameof(MembershipTrigger.Entered)), Expression.Constant(campaign.Trigger == Campaign.OnEnter))),
+            t));
+
+        var profile = when.Pattern(typeof(ProfileFact), "profile");
+        var p = profile.Declaration.ToParameterExpression();
+        if (condition is not null)
+        {
+            profile.Condition(Expression.Lambda(
+                Expression.Call(Expression.Constant(condition), nameof(CompiledRule.Evaluate),
+                    null, Expression.Property(p, nameof(ProfileFact.Profile)), Expression.Property(p, nameof(ProfileFact.Now))),
+                p));
+        }
+
+        var ledger = when.Pattern(typeof(SendLedger), "ledger");
+        var l = ledger.Declaration.ToParameterExpression();
+
+        var context = Expression.Parameter(typeof(IContext), "context");
+        rule.RightHandSide().Action(Expression.Lambda(
+            Expression.Call(typeof(CampaignRules).GetMethod(nameof(Fire))!,
+                Expression.Constant(campaign), t, p, l),
+            context, t, p, l));
+        return rule.Build();
+    }
+
+    /// <summary>A campaign's action: one notification, or a capped one when a cap stops it.</summary>
+    public static void Fire(CampaignRecord campaign, MembershipTrigger trigger, ProfileFact profile, SendLedger ledger)
+    {
+        var capped = ledger.Capped(campaign, trigger.At);
+        ledger.Firings.Add(new CampaignFiring(Request(campaign, profile.Profile, trigger.SegmentId, $"{campaign.Id}/{trigger.ChangeId}", trigger.At), capped));
+        if (!capped)
+        {
+            ledger.Sends.Add(new CampaignSend(campaign.Id, trigger.At));
+        }
+    }
+
+    /// <summary>
+    /// Evaluates the campaigns for a user's membership changes; returns what fired, in firing order, and adds the
+    /// sends to <paramref name="sends"/>.
+    /// </summary>
+    public List<CampaignFiring> Evaluate(IReadOnlyList<MembershipChangeMessage> changes, UserProfile profile, List<CampaignSend> sends, long now)
+    {
+        if (_factory is null || changes.Count == 0)
+        {
+            return [];
+        }
+
+        var ledger = new SendLedger(sends);
+        var session = _factory.CreateSession();
+        session.Insert(new ProfileFact(profile, now));
+        session.Insert(ledger);
+        foreach (var change in changes)
+        {
+            session.Insert(new MembershipTrigger(change.SegmentId, change.Action == "added", change.Metadata.ChangeId ?? string.Empty,
+                change.Timestamp.ToUnixTimeMilliseconds()));
+        }
+
+        session.Fire();
+        return ledger.Firings;
+    }
+
+    /// <summary>The notification request: seed 004's format, personalised from the profile.</summary>
+    public static NotificationRequest Request(CampaignRecord campaign, UserProfile profile, string segmentId, string notificationId, long at)
+    {
+        var personalization = new JsonObject();
+        if (profile.Traits.TryGetValue("firstName", out var firstName))
+        {
+            personalization["firstName"] = Json(firstName);
+        }
+
+        personalization["totalSpent"] = profile.TotalSpent;
+        foreach (var field in campaign.Content.Personalization)
+        {
+            personalization[field] = field switch
+            {
+                "totalSpent" => profile.TotalSpent,
+                "orderCount" => profile.OrderCount,
+                "eventCount" => profile.EventCount,
+                "firstSeen" => profile.FirstSeen is { } f ? DateTimeOffset.FromUnixTimeMilliseconds(f) : null,
+                "lastSeen" => profile.LastSeen is { } s ? DateTimeOffset.FromUnixTimeMilliseconds(s) : null,
+                _ => profile.Traits.TryGetValue(field, out var value) ? Json(value) : null,
+            };
+        }
+
+        return new NotificationRequest(notificationId, campaign.Id, profile.UserId, campaign.Type, campaign.Content.Template, campaign.Content.Subject,
+            personalization, campaign.Trigger, segmentId, DateTimeOffset.FromUnixTimeMilliseconds(at));
+    }
+
+    private static JsonNode? Json(Value value)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            EventValues.Write(writer, value);
+        }
+
+        return JsonNode.Parse(buffer.ToArray());
+    }
+
+    public void Dispose() => _conditions.ForEach(c => c.Dispose());
+}
