@@ -256,6 +256,7 @@ public static class AudienceServices
                 sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<SiloOptions>().Partitions);
         });
         services.AddSingleton<ProfileQueries>();
+        services.AddSingleton<SegmentPreview>();
         return services;
     }
 
