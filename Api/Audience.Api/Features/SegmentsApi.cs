@@ -18,6 +18,8 @@ public static class SegmentsApi
         var group = routes.MapGroup("/api/segments").WithTags("Segments");
         group.MapPost("/", Create).WithName("CreateSegment").Accepts<JsonElement>("application/json")
             .WithSummary("Create a segment; its rule is checked, stored, and applied to existing profiles.");
+        group.MapPost("/preview", Preview).WithName("PreviewSegment").Accepts<JsonElement>("application/json")
+            .WithSummary("What a draft rule would do over the stored profiles (matches, a sample, who would enter and leave); nothing is saved.");
         group.MapGet("/", List).WithName("ListSegments");
         group.MapGet("/{id}", Get).WithName("GetSegment");
         group.MapPut("/{id}", Update).WithName("UpdateSegment").Accepts<JsonElement>("application/json");
@@ -30,7 +32,7 @@ public static class SegmentsApi
 
     private static async Task<IResult> Create(HttpRequest request, SegmentService segments, CancellationToken cancellationToken)
     {
-        var (draft, problem) = await ReadDraft(request, allowId: true, cancellationToken);
+        var (draft, problem) = await ReadDraft(request, DraftUse.Create, cancellationToken);
         if (problem is not null)
         {
             return problem;
@@ -42,13 +44,88 @@ public static class SegmentsApi
 
     private static async Task<IResult> Update(string id, HttpRequest request, SegmentService segments, CancellationToken cancellationToken)
     {
-        var (draft, problem) = await ReadDraft(request, allowId: false, cancellationToken);
+        var (draft, problem) = await ReadDraft(request, DraftUse.Update, cancellationToken);
         if (problem is not null)
         {
             return problem;
         }
 
         return Outcome(segments.Update(id, draft!), created: false);
+    }
+
+    /// <summary>
+    /// Previews a draft: the body of a save (<c>rule</c> or <c>rules</c>; <c>name</c> optional) with, optionally, the
+    /// <c>segmentId</c> of the segment it would replace and a <c>timeoutMs</c> (also taken from the query string).
+    /// </summary>
+    private static async Task<IResult> Preview(HttpRequest request, SegmentPreview preview, int? timeoutMs, CancellationToken cancellationToken)
+    {
+        var (document, problem) = await JsonBody.ReadAsync(request, MaxBodyBytes, cancellationToken);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        SegmentDraft draft;
+        string? segmentId = null;
+        int? bodyTimeoutMs = null;
+        using (document)
+        {
+            var root = document!.RootElement;
+            var (parsed, draftProblem) = ParseDraft(root, DraftUse.Preview);
+            if (draftProblem is not null)
+            {
+                return draftProblem;
+            }
+
+            draft = parsed!;
+            if (root.TryGetProperty("segmentId", out var id) && id.ValueKind != JsonValueKind.Null)
+            {
+                if (id.ValueKind != JsonValueKind.String || id.GetString()!.Length is 0 or > 64)
+                {
+                    return Problems.BadRequest("'segmentId' must be the id of an existing segment, a string of 1 to 64 characters.");
+                }
+
+                segmentId = id.GetString();
+            }
+
+            if (root.TryGetProperty("timeoutMs", out var timeout) && timeout.ValueKind != JsonValueKind.Null)
+            {
+                if (timeout.ValueKind != JsonValueKind.Number || !timeout.TryGetInt32(out var ms))
+                {
+                    return Problems.BadRequest($"'timeoutMs' must be a whole number of milliseconds, not {Describe(timeout)}.");
+                }
+
+                bodyTimeoutMs = ms;
+            }
+        }
+
+        if (timeoutMs is not null && bodyTimeoutMs is not null)
+        {
+            return Problems.BadRequest("Give 'timeoutMs' once: in the query string or in the body.");
+        }
+
+        var budget = timeoutMs ?? bodyTimeoutMs ?? (int)SegmentPreview.DefaultBudget.TotalMilliseconds;
+        var max = (int)SegmentPreview.MaxBudget.TotalMilliseconds;
+        if (budget < 1 || budget > max)
+        {
+            return Problems.BadRequest($"'timeoutMs' must be from 1 to {max}.");
+        }
+
+        var result = await preview.RunAsync(draft, segmentId, TimeSpan.FromMilliseconds(budget), cancellationToken);
+        if (result.NotFound)
+        {
+            return Problems.NotFound(result.Problem!);
+        }
+
+        if (result.RuleErrors.Count > 0)
+        {
+            return Problems.InvalidRule(result.RuleErrors);
+        }
+
+        var counts = result.Counts!;
+        return TypedResults.Ok(new PreviewResponse(segmentId, counts.Rule, counts.Matching, counts.Examined, counts.Complete, counts.Sample,
+            counts.WouldEnter, counts.WouldLeave, new ArchiveResponse(counts.AggregatesFromArchive, counts.ProfilesFromArchive),
+            (long)counts.Elapsed.TotalMilliseconds));
     }
 
     private static async Task<IResult> Delete(string id, SegmentService segments, Audience.Silo.Campaigns.CampaignService campaigns, CancellationToken cancellationToken)
@@ -172,11 +249,15 @@ public static class SegmentsApi
         DateTimeOffset.FromUnixTimeMilliseconds(info.Record.CreatedAt),
         DateTimeOffset.FromUnixTimeMilliseconds(info.Record.UpdatedAt));
 
-    /// <summary>
-    /// Reads <c>{id?, name, description?, type?, rule}</c> where <c>rule</c> is the text form, or seed 004's
-    /// <c>{name, type, rules: {conditions: [...]}}</c>; a <c>rule</c> given as an object is the JSON form too.
-    /// </summary>
-    private static async Task<(SegmentDraft? Draft, IResult? Problem)> ReadDraft(HttpRequest request, bool allowId, CancellationToken cancellationToken)
+    /// <summary>What a segment body is read for: what it may and must hold differs.</summary>
+    private enum DraftUse
+    {
+        Create,
+        Update,
+        Preview,
+    }
+
+    private static async Task<(SegmentDraft? Draft, IResult? Problem)> ReadDraft(HttpRequest request, DraftUse use, CancellationToken cancellationToken)
     {
         var (document, problem) = await JsonBody.ReadAsync(request, MaxBodyBytes, cancellationToken);
         if (problem is not null)
@@ -186,81 +267,95 @@ public static class SegmentsApi
 
         using (document)
         {
-            var root = document!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return (null, Problems.BadRequest($"A segment is a JSON object, not {Describe(root)}."));
-            }
-
-            var names = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var property in root.EnumerateObject())
-            {
-                if (!names.Add(property.Name))
-                {
-                    return (null, Problems.BadRequest($"'{property.Name}' appears twice in the segment."));
-                }
-            }
-
-            string? Text(string name, int max, out IResult? error)
-            {
-                error = null;
-                if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-                {
-                    return null;
-                }
-
-                if (value.ValueKind != JsonValueKind.String || value.GetString()!.Length is 0 || value.GetString()!.Length > max)
-                {
-                    error = Problems.BadRequest($"'{name}' must be a string of 1 to {max} characters.");
-                    return null;
-                }
-
-                return value.GetString();
-            }
-
-            var id = Text("id", 64, out var idError);
-            var name = Text("name", 255, out var nameError);
-            var description = Text("description", 2000, out var descriptionError);
-            var type = Text("type", 50, out var typeError);
-            if ((idError ?? nameError ?? descriptionError ?? typeError) is { } fieldError)
-            {
-                return (null, fieldError);
-            }
-
-            if (!allowId && id is not null)
-            {
-                return (null, Problems.BadRequest("'id' cannot be changed; it is given by the URL."));
-            }
-
-            if (name is null)
-            {
-                return (null, Problems.BadRequest("'name' is required."));
-            }
-
-            string? ruleText = null;
-            string? ruleJson = null;
-            var hasRule = root.TryGetProperty("rule", out var rule) && rule.ValueKind != JsonValueKind.Null;
-            var hasRules = root.TryGetProperty("rules", out var rules) && rules.ValueKind != JsonValueKind.Null;
-            if (hasRule == hasRules)
-            {
-                return (null, Problems.BadRequest("Give the rule once: 'rule' as text (totalSpent > 1000) or 'rules' as seed 004's condition tree."));
-            }
-
-            var given = hasRule ? rule : rules;
-            switch (given.ValueKind)
-            {
-                case JsonValueKind.String:
-                    ruleText = given.GetString();
-                    break;
-                case JsonValueKind.Object:
-                    ruleJson = given.GetRawText();
-                    break;
-                default:
-                    return (null, Problems.BadRequest($"'{(hasRule ? "rule" : "rules")}' must be rule text or a condition object, not {Describe(given)}."));
-            }
-
-            return (new SegmentDraft(id, name, description, type, ruleText, ruleJson), null);
+            return ParseDraft(document!.RootElement, use);
         }
+    }
+
+    /// <summary>
+    /// Reads <c>{id?, name, description?, type?, rule}</c> where <c>rule</c> is the text form, or seed 004's
+    /// <c>{name, type, rules: {conditions: [...]}}</c>; a <c>rule</c> given as an object is the JSON form too. An update
+    /// takes no <c>id</c> (the URL gives it); a preview takes none either, and needs no <c>name</c>.
+    /// </summary>
+    private static (SegmentDraft? Draft, IResult? Problem) ParseDraft(JsonElement root, DraftUse use)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return (null, Problems.BadRequest($"A {(use == DraftUse.Preview ? "preview" : "segment")} is a JSON object, not {Describe(root)}."));
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var property in root.EnumerateObject())
+        {
+            if (!names.Add(property.Name))
+            {
+                return (null, Problems.BadRequest($"'{property.Name}' appears twice in the segment."));
+            }
+        }
+
+        string? Text(string name, int max, out IResult? error)
+        {
+            error = null;
+            if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            {
+                return null;
+            }
+
+            if (value.ValueKind != JsonValueKind.String || value.GetString()!.Length is 0 || value.GetString()!.Length > max)
+            {
+                error = Problems.BadRequest($"'{name}' must be a string of 1 to {max} characters.");
+                return null;
+            }
+
+            return value.GetString();
+        }
+
+        var id = Text("id", 64, out var idError);
+        var name = Text("name", 255, out var nameError);
+        var description = Text("description", 2000, out var descriptionError);
+        var type = Text("type", 50, out var typeError);
+        if ((idError ?? nameError ?? descriptionError ?? typeError) is { } fieldError)
+        {
+            return (null, fieldError);
+        }
+
+        if (use == DraftUse.Update && id is not null)
+        {
+            return (null, Problems.BadRequest("'id' cannot be changed; it is given by the URL."));
+        }
+
+        if (use == DraftUse.Preview && id is not null)
+        {
+            return (null, Problems.BadRequest("A preview takes no 'id'; name the segment whose rule it would replace with 'segmentId'."));
+        }
+
+        if (name is null && use != DraftUse.Preview)
+        {
+            return (null, Problems.BadRequest("'name' is required."));
+        }
+
+        string? ruleText = null;
+        string? ruleJson = null;
+        var hasRule = root.TryGetProperty("rule", out var rule) && rule.ValueKind != JsonValueKind.Null;
+        var hasRules = root.TryGetProperty("rules", out var rules) && rules.ValueKind != JsonValueKind.Null;
+        if (hasRule == hasRules)
+        {
+            return (null, Problems.BadRequest("Give the rule once: 'rule' as text (totalSpent > 1000) or 'rules' as seed 004's condition tree."));
+        }
+
+        var given = hasRule ? rule : rules;
+        switch (given.ValueKind)
+        {
+            case JsonValueKind.String:
+                ruleText = given.GetString();
+                break;
+            case JsonValueKind.Object:
+                ruleJson = given.GetRawText();
+                break;
+            default:
+                return (null, Problems.BadRequest($"'{(hasRule ? "rule" : "rules")}' must be rule text or a condition object, not {Describe(given)}."));
+        }
+
+        return (new SegmentDraft(id, name ?? string.Empty, description, type, ruleText, ruleJson), null);
     }
 
     private static string Describe(JsonElement element) => element.ValueKind switch
@@ -274,6 +369,22 @@ public static class SegmentsApi
     };
 
     public sealed record BackfillResponse(long Processed, long Total);
+
+    /// <summary>The rule's aggregates that examined profiles did not hold yet, filled from the archive, and how many profiles needed that.</summary>
+    public sealed record ArchiveResponse(IReadOnlyList<string> Aggregates, long Profiles);
+
+    /// <summary>What <c>POST /api/segments/preview</c> answers; <c>wouldEnter</c> and <c>wouldLeave</c> only for a <c>segmentId</c>.</summary>
+    public sealed record PreviewResponse(
+        [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? SegmentId,
+        string Rule,
+        long Matching,
+        long Examined,
+        bool Complete,
+        IReadOnlyList<string> Sample,
+        [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] long? WouldEnter,
+        [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] long? WouldLeave,
+        ArchiveResponse FilledFromArchive,
+        long ElapsedMs);
 
     public sealed record SegmentResponse(
         string Id,

@@ -260,6 +260,7 @@ public static class AudienceServices
                 sp.GetRequiredKeyedService<TimeProvider>(Clock), sp.GetRequiredService<SiloOptions>().Partitions);
         });
         services.AddSingleton<ProfileQueries>();
+        services.AddSingleton<SegmentPreview>();
         services.AddSingleton<CampaignService>();
         services.AddHostedService(sp => sp.GetRequiredService<CampaignService>());
         return services;

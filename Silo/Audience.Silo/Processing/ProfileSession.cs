@@ -113,43 +113,53 @@ public sealed class ProfileSession
         var missing = catalog.Aggregates.Where(s => !State.IsKnown(s)).ToList();
         if (missing.Count > 0 && Record.LastSeq > 0)
         {
-            var now = _silo.Now();
-            var archived = await _silo.Store.ArchiveAsync(UserId, Record.LastSeq, now - (long)_silo.Options.EventRetention.TotalMilliseconds, cancellationToken)
+            await FillFromArchiveAsync(_silo.Store, _silo.Options.EventRetention, Record, State.Profile, missing, _silo.Now(), cancellationToken)
                 .ConfigureAwait(false);
-            var history = new List<RuleEvent>(archived.Count);
-            // A chunk written by a write that then lost its generation check is archived again by the winner: each
-            // event counts once.
-            foreach (var entry in archived.DistinctBy(e => e.Seq))
-            {
-                if (EventParser.TryRead(entry.Json, DateTimeOffset.FromUnixTimeMilliseconds(entry.ReceivedAt), out var e, out _))
-                {
-                    history.Add(EventValues.ToRuleEvent(e!));
-                }
-            }
-
-            foreach (var spec in missing)
-            {
-                var state = new WindowedAggregate(spec.Layout);
-                foreach (var e in history)
-                {
-                    if ((spec.Key.EventType is null || spec.Key.EventType == e.Type) && spec.TryTake(e, out var value))
-                    {
-                        state.Add(e.TimestampMs, value, now);
-                    }
-                }
-
-                if (state.BucketCount > 0)
-                {
-                    // Most users have no event for most aggregates: those keep no state at all.
-                    State.Profile.SetAggregate(spec, state);
-                }
-            }
-
             Dirty = true;
         }
 
         State.CompletedVersion = version;
         State.StoredKnown = null;
+    }
+
+    /// <summary>
+    /// Sets <paramref name="specs"/> in <paramref name="profile"/> to what the user's archived events (up to the
+    /// record's last applied one, received within <paramref name="retention"/>) give them, where they give any;
+    /// for a profile completed here and for a segment preview, which must agree with it.
+    /// </summary>
+    public static async Task FillFromArchiveAsync(IProfileStore store, TimeSpan retention, ProfileRecord record, UserProfile profile,
+        IReadOnlyList<AggregateSpec> specs, long now, CancellationToken cancellationToken)
+    {
+        var archived = await store.ArchiveAsync(record.UserId, record.LastSeq, now - (long)retention.TotalMilliseconds, cancellationToken)
+            .ConfigureAwait(false);
+        var history = new List<RuleEvent>(archived.Count);
+        // A chunk written by a write that then lost its generation check is archived again by the winner: each
+        // event counts once.
+        foreach (var entry in archived.DistinctBy(e => e.Seq))
+        {
+            if (EventParser.TryRead(entry.Json, DateTimeOffset.FromUnixTimeMilliseconds(entry.ReceivedAt), out var e, out _))
+            {
+                history.Add(EventValues.ToRuleEvent(e!));
+            }
+        }
+
+        foreach (var spec in specs)
+        {
+            var state = new WindowedAggregate(spec.Layout);
+            foreach (var e in history)
+            {
+                if ((spec.Key.EventType is null || spec.Key.EventType == e.Type) && spec.TryTake(e, out var value))
+                {
+                    state.Add(e.TimestampMs, value, now);
+                }
+            }
+
+            if (state.BucketCount > 0)
+            {
+                // Most users have no event for most aggregates: those keep no state at all.
+                profile.SetAggregate(spec, state);
+            }
+        }
     }
 
     /// <summary>Evaluates every segment again when the segments changed since this profile was last evaluated.</summary>

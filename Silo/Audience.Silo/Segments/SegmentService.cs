@@ -225,22 +225,38 @@ public sealed partial class SegmentService : ISegmentGraph
         }
     }
 
+    /// <summary>
+    /// Checks a draft as saving it would: the rule (<see cref="Check"/>), then the cost of every segment together, the
+    /// segment <paramref name="selfId"/> (one being saved) left out of the others. For saves and previews alike, so a
+    /// preview refuses exactly what a save would.
+    /// </summary>
+    public CheckedRule Validate(SegmentDraft draft, string? selfId)
+    {
+        var checkedRule = Check(draft, selfId);
+        if (!checkedRule.IsValid)
+        {
+            return checkedRule;
+        }
+
+        var others = _costs.Where(c => c.Key != selfId).Sum(c => c.Value);
+        var limit = RuleLimits.Default.MaxTotalCost;
+        return others + checkedRule.Cost <= limit
+            ? checkedRule
+            : checkedRule with
+            {
+                Errors = [new RuleDiagnostic(DiagnosticCodes.TooCostly,
+                    $"this rule costs about {checkedRule.Cost:N0} units per event and the other segments {others:N0}; together they may cost at most "
+                    + $"{limit:N0}, so that every event stays cheap to evaluate. Simplify this rule or delete segments no longer used",
+                    SourceSpan.Start)],
+            };
+    }
+
     private SegmentResult Save(string id, SegmentDraft draft, SegmentRecord? previous)
     {
-        var checkedRule = Check(draft, id);
+        var checkedRule = Validate(draft, id);
         if (!checkedRule.IsValid)
         {
             return new SegmentResult(null, checkedRule.Errors);
-        }
-
-        var others = _costs.Where(c => c.Key != id).Sum(c => c.Value);
-        var limit = RuleLimits.Default.MaxTotalCost;
-        if (others + checkedRule.Cost > limit)
-        {
-            return new SegmentResult(null, [new RuleDiagnostic(DiagnosticCodes.TooCostly,
-                $"this rule costs about {checkedRule.Cost:N0} units per event and the other segments {others:N0}; together they may cost at most "
-                + $"{limit:N0}, so that every event stays cheap to evaluate. Simplify this rule or delete segments no longer used",
-                SourceSpan.Start)]);
         }
 
         var compiled = RuleCompiler.Compile(checkedRule, _index.Catalog);
