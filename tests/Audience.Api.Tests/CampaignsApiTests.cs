@@ -253,6 +253,40 @@ public sealed class CampaignsApiTests(AudienceFactory factory) : IClassFixture<A
     }
 
     [Fact]
+    public async Task A_scheduled_campaign_reaches_every_member_where_its_condition_holds_and_completes()
+    {
+        var plan = Unique("plan");
+        var segmentId = await _http.CreateSegment(new { name = "scheduled", rule = $"traits.plan == \"{plan}\"" });
+        var members = Enumerable.Range(0, 30).Select(i => Unique($"member{i}")).ToList();
+        foreach (var (user, i) in members.Select((u, i) => (u, i)))
+        {
+            await _http.Send(user, "identify", new { plan, country = i % 3 == 0 ? "DE" : "FR" });
+        }
+
+        var outsider = Unique("outsider");
+        await _http.Send(outsider, "identify", new { plan = "other", country = "DE" });
+        await Http.Eventually(async () => (await (await _http.GetAsync($"/api/segments/{segmentId}/size")).Json()).GetProperty("size").GetInt64() == members.Count,
+            "the members are in the membership index");
+
+        var id = (await CreateCampaign($$"""
+            {"name": "newsletter", "segmentId": "{{segmentId}}", "type": "email", "content": {"template": "news"}, "status": "active",
+             "trigger": "scheduled", "scheduledAt": "{{DateTimeOffset.UtcNow.AddSeconds(-1):O}}", "condition": "traits.country == \"DE\""}
+            """)).GetProperty("id").GetString()!;
+        await Http.Eventually(async () => (await (await _http.GetAsync($"/api/campaigns/{id}")).Json()).GetProperty("status").GetString() == "completed",
+            "the broadcast completes");
+
+        var campaign = await (await _http.GetAsync($"/api/campaigns/{id}")).Json();
+        Assert.Equal(members.Count, campaign.GetProperty("broadcast").GetProperty("processed").GetInt64());
+        Assert.Equal(2, campaign.GetProperty("version").GetInt64());
+        var notified = (await Notifications(id)).Select(UserOf).Order().ToList();
+        Assert.Equal(members.Where((_, i) => i % 3 == 0).Order(), notified);
+        var notification = (await Notifications(id))[0].GetProperty("notification");
+        Assert.Equal("scheduled", notification.GetProperty("trigger").GetString());
+        Assert.EndsWith("/scheduled/" + DateTimeOffset.Parse(campaign.GetProperty("scheduledAt").GetString()!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds(),
+            notification.GetProperty("notificationId").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_notifications_stream_delivers_each_notification_sent()
     {
         var segmentId = await _http.CreateSegment(new { name = "streamed", rule = "totalSpent > 10" });

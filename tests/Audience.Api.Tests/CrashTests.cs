@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 
 namespace Audience.Api.Tests;
 
@@ -125,6 +126,73 @@ public sealed class CrashTests : IDisposable
         Assert.DoesNotContain("late", await restarted.Http.SegmentsOf("poor"));
         var history = await (await restarted.Http.GetAsync("/api/users/rich/history")).Json();
         Assert.Single(history.GetProperty("changes").EnumerateArray(), c => c.GetProperty("segmentId").GetString() == "late");
+    }
+
+    [Fact]
+    public async Task A_scheduled_broadcast_to_10000_members_completes_exactly_once_across_a_SIGKILL()
+    {
+        const int Members = 10_000;
+        var settings = new Dictionary<string, string> { ["Silo:CampaignRefreshInterval"] = "00:00:00.200" };
+        var service = await ServiceProcess.StartAsync(_data, settings);
+        var segmentId = await service.Http.CreateSegment(new { id = "everyone", name = "everyone", rule = "eventCount >= 1" });
+        for (var batch = 0; batch < Members / 100; batch++)
+        {
+            var events = Enumerable.Range(batch * 100, 100).Select(i => new { userId = $"member-{i:D5}", eventType = "identify", properties = new { firstName = $"M{i}" } });
+            var response = await service.Http.PostAsJsonAsync("/api/events/batch", events);
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        }
+
+        await Http.Eventually(async () => (await (await service.Http.GetAsync($"/api/segments/{segmentId}/size")).Json()).GetProperty("size").GetInt64() == Members,
+            "every member is in the membership index", 120_000);
+        var created = await service.Http.PostJson("/api/campaigns", $$"""
+            {"id": "broadcast", "name": "to everyone", "segmentId": "{{segmentId}}", "type": "push", "content": {"template": "hello"},
+             "status": "active", "trigger": "scheduled", "scheduledAt": "{{DateTimeOffset.UtcNow.AddSeconds(-1):O}}"}
+            """);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        // Killed once part of the members are notified.
+        long sentAtKill = 0;
+        await Http.Eventually(async () =>
+        {
+            sentAtKill = (await (await service.Http.GetAsync("/api/campaigns/broadcast/stats")).Json()).GetProperty("sent").GetInt64();
+            return sentAtKill > 0;
+        }, "the broadcast starts", 60_000);
+        service.Kill();
+        service.Dispose();
+        Assert.InRange(sentAtKill, 1, Members - 1);
+
+        using var restarted = await ServiceProcess.StartAsync(_data, settings);
+        await Http.Eventually(async () => (await (await restarted.Http.GetAsync("/api/campaigns/broadcast")).Json()).GetProperty("status").GetString() == "completed",
+            "the broadcast completes after the restart", 120_000);
+        var campaign = await (await restarted.Http.GetAsync("/api/campaigns/broadcast")).Json();
+        Assert.Equal(JsonValueKind.String, campaign.GetProperty("broadcast").GetProperty("completedAt").ValueKind);
+        var stats = await (await restarted.Http.GetAsync("/api/campaigns/broadcast/stats")).Json();
+        Assert.Equal(Members, stats.GetProperty("sent").GetInt64());
+        Assert.Equal(0, stats.GetProperty("capped").GetInt64());
+
+        // Each member once, with their own personalization.
+        var users = new HashSet<string>();
+        var after = 0L;
+        while (true)
+        {
+            var page = await (await restarted.Http.GetAsync($"/api/campaigns/broadcast/notifications?after={after}&limit=1000")).Json();
+            foreach (var entry in page.GetProperty("notifications").EnumerateArray())
+            {
+                var notification = entry.GetProperty("notification");
+                var user = notification.GetProperty("userId").GetString()!;
+                Assert.True(users.Add(user), $"{user} is notified twice");
+                Assert.Equal("M" + int.Parse(user["member-".Length..], System.Globalization.CultureInfo.InvariantCulture), notification.GetProperty("personalization").GetProperty("firstName").GetString());
+            }
+
+            if (page.GetProperty("next").ValueKind == JsonValueKind.Null)
+            {
+                break;
+            }
+
+            after = page.GetProperty("next").GetInt64();
+        }
+
+        Assert.Equal(Members, users.Count);
     }
 
     public void Dispose()

@@ -50,13 +50,31 @@ public static class CampaignsApi
         return result.Campaign is not null ? TypedResults.NoContent() : Outcome(result, campaigns, created: false);
     }
 
-    private static async Task<Ok<CampaignResponse[]>> List(CampaignService campaigns, CancellationToken cancellationToken) =>
-        TypedResults.Ok((await campaigns.ListAsync(cancellationToken)).Select(c => ToResponse(c, campaigns)).ToArray());
+    private static async Task<Ok<CampaignResponse[]>> List(CampaignService campaigns, CancellationToken cancellationToken)
+    {
+        var responses = new List<CampaignResponse>();
+        foreach (var campaign in await campaigns.ListAsync(cancellationToken))
+        {
+            responses.Add(await WithBroadcast(ToResponse(campaign, campaigns), campaign, campaigns, cancellationToken));
+        }
+
+        return TypedResults.Ok(responses.ToArray());
+    }
 
     private static async Task<IResult> Get(string id, CampaignService campaigns, CancellationToken cancellationToken) =>
         await campaigns.GetAsync(id, cancellationToken) is { } campaign
-            ? TypedResults.Ok(ToResponse(campaign, campaigns))
+            ? TypedResults.Ok(await WithBroadcast(ToResponse(campaign, campaigns), campaign, campaigns, cancellationToken))
             : Problems.NotFound($"There is no campaign with the id '{id}'.");
+
+    /// <summary>A scheduled campaign's answer says how far its broadcast has come.</summary>
+    private static async Task<CampaignResponse> WithBroadcast(CampaignResponse response, CampaignRecord campaign, CampaignService campaigns, CancellationToken cancellationToken) =>
+        campaign.Trigger == Campaign.Scheduled && campaign.ScheduledAt is { } at
+            && await campaigns.Store.BroadcastAsync(campaign.Id, at, cancellationToken) is { } progress
+            ? response with
+            {
+                Broadcast = new BroadcastResponse(progress.Processed, progress.CompletedAt is { } done ? DateTimeOffset.FromUnixTimeMilliseconds(done) : null),
+            }
+            : response;
 
     private static async Task<IResult> Notifications(string id, CampaignService campaigns, CancellationToken cancellationToken, long after = 0, int limit = 100)
     {
@@ -127,7 +145,7 @@ public static class CampaignsApi
         c.Id, c.Name, c.SegmentId, c.Type, new ContentResponse(c.Content.Template, c.Content.Subject, c.Content.Personalization),
         c.Status, c.Trigger, c.Condition, [.. c.Caps.Select(cap => new CapResponse(cap.Count, cap.Period, cap.Scope))], c.Priority,
         c.ScheduledAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, c.Version,
-        c.FiresOnChanges && campaigns.LiveVersion(c.Id) == c.Version,
+        (c.FiresOnChanges || c.Broadcasts) && campaigns.LiveVersion(c.Id) == c.Version,
         DateTimeOffset.FromUnixTimeMilliseconds(c.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(c.UpdatedAt));
 
     /// <summary>
@@ -287,6 +305,9 @@ public static class CampaignsApi
 
     public sealed record CapResponse(int Count, string Period, string Scope);
 
+    /// <summary>A scheduled campaign's broadcast: members reached so far, and when it completed.</summary>
+    public sealed record BroadcastResponse(long Processed, DateTimeOffset? CompletedAt);
+
     /// <summary>A campaign; <c>live</c> says whether the rules that fire campaigns hold this version of it yet.</summary>
     public sealed record CampaignResponse(
         string Id,
@@ -303,7 +324,10 @@ public static class CampaignsApi
         long Version,
         bool Live,
         DateTimeOffset CreatedAt,
-        DateTimeOffset UpdatedAt);
+        DateTimeOffset UpdatedAt)
+    {
+        public BroadcastResponse? Broadcast { get; init; }
+    }
 
     public sealed record NotificationEntry(long Seq, string Status, NotificationRequest Notification);
 

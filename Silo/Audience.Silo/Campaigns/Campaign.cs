@@ -39,6 +39,9 @@ public sealed record CampaignRecord(
 {
     /// <summary>Whether it sends now: active, and triggered by membership changes.</summary>
     public bool FiresOnChanges => Status == Campaign.Active && Trigger is Campaign.OnEnter or Campaign.OnExit;
+
+    /// <summary>Whether it is a broadcast to be made: active, scheduled.</summary>
+    public bool Broadcasts => Status == Campaign.Active && Trigger == Campaign.Scheduled && ScheduledAt is not null;
 }
 
 /// <summary>What a campaign request asks for, before it is checked.</summary>

@@ -13,6 +13,9 @@ namespace Audience.Silo.Campaigns;
 /// <summary>A membership change, as a fact campaign rules match on.</summary>
 public sealed record MembershipTrigger(string SegmentId, bool Entered, string ChangeId, long At);
 
+/// <summary>A scheduled campaign's broadcast reaching a member, as a fact.</summary>
+public sealed record ScheduledTrigger(string CampaignId, string SegmentId, long At);
+
 /// <summary>The user's profile, read-only, as a fact: what conditions read and personalization fills in.</summary>
 public sealed record ProfileFact(UserProfile Profile, long Now);
 
@@ -79,7 +82,7 @@ public sealed class CampaignRules : IDisposable
 
     public static CampaignRules Empty { get; } = new([], null, [], string.Empty);
 
-    /// <summary>The campaigns this set fires (active, on a membership change).</summary>
+    /// <summary>The campaigns this set fires: active, on a membership change or on their broadcast.</summary>
     public IReadOnlyList<CampaignRecord> Campaigns { get; }
 
     /// <summary>The store's stamp the set was built from.</summary>
@@ -94,7 +97,7 @@ public sealed class CampaignRules : IDisposable
     /// <summary>Compiles the rule set; <paramref name="compile"/> turns a condition into a predicate over the profile.</summary>
     public static CampaignRules Build(IEnumerable<CampaignRecord> all, Func<string, CompiledRule> compile, string stamp)
     {
-        var campaigns = all.Where(c => c.FiresOnChanges).ToList();
+        var campaigns = all.Where(c => c.FiresOnChanges || c.Broadcasts).ToList();
         if (campaigns.Count == 0)
         {
             return new CampaignRules([], null, [], stamp);
@@ -131,13 +134,24 @@ public sealed class CampaignRules : IDisposable
         rule.Priority(campaign.Priority);
         var when = rule.LeftHandSide();
 
-        var trigger = when.Pattern(typeof(MembershipTrigger), "trigger");
-        var t = trigger.Declaration.ToParameterExpression();
-        trigger.Condition(Expression.Lambda(
-            Expression.AndAlso(
-                Expression.Equal(Expression.Property(t, nameof(MembershipTrigger.SegmentId)), Expression.Constant(campaign.SegmentId)),
-                Expression.Equal(Expression.Property(t, nameof(MembershipTrigger.Entered)), Expression.Constant(campaign.Trigger == Campaign.OnEnter))),
-            t));
+        ParameterExpression t;
+        if (campaign.Trigger == Campaign.Scheduled)
+        {
+            var trigger = when.Pattern(typeof(ScheduledTrigger), "trigger");
+            t = trigger.Declaration.ToParameterExpression();
+            trigger.Condition(Expression.Lambda(
+                Expression.Equal(Expression.Property(t, nameof(ScheduledTrigger.CampaignId)), Expression.Constant(campaign.Id)), t));
+        }
+        else
+        {
+            var trigger = when.Pattern(typeof(MembershipTrigger), "trigger");
+            t = trigger.Declaration.ToParameterExpression();
+            trigger.Condition(Expression.Lambda(
+                Expression.AndAlso(
+                    Expression.Equal(Expression.Property(t, nameof(MembershipTrigger.SegmentId)), Expression.Constant(campaign.SegmentId)),
+                    Expression.Equal(Expression.Property(t, nameof(MembershipTrigger.Entered)), Expression.Constant(campaign.Trigger == Campaign.OnEnter))),
+                t));
+        }
 
         var profile = when.Pattern(typeof(ProfileFact), "profile");
         var p = profile.Declaration.ToParameterExpression();
@@ -154,20 +168,27 @@ public sealed class CampaignRules : IDisposable
 
         var context = Expression.Parameter(typeof(IContext), "context");
         rule.RightHandSide().Action(Expression.Lambda(
-            Expression.Call(typeof(CampaignRules).GetMethod(nameof(Fire))!,
+            Expression.Call(typeof(CampaignRules).GetMethod(nameof(Fire), [typeof(CampaignRecord), t.Type, typeof(ProfileFact), typeof(SendLedger)])!,
                 Expression.Constant(campaign), t, p, l),
             context, t, p, l));
         return rule.Build();
     }
 
-    /// <summary>A campaign's action: one notification, or a capped one when a cap stops it.</summary>
-    public static void Fire(CampaignRecord campaign, MembershipTrigger trigger, ProfileFact profile, SendLedger ledger)
+    /// <summary>A campaign's action on a membership change: one notification, or a capped one when a cap stops it.</summary>
+    public static void Fire(CampaignRecord campaign, MembershipTrigger trigger, ProfileFact profile, SendLedger ledger) =>
+        Fire(campaign, trigger.SegmentId, $"{campaign.Id}/{trigger.ChangeId}", trigger.At, profile, ledger);
+
+    /// <summary>A scheduled campaign's action for one member.</summary>
+    public static void Fire(CampaignRecord campaign, ScheduledTrigger trigger, ProfileFact profile, SendLedger ledger) =>
+        Fire(campaign, trigger.SegmentId, $"{campaign.Id}/{profile.Profile.UserId}/scheduled/{trigger.At}", trigger.At, profile, ledger);
+
+    private static void Fire(CampaignRecord campaign, string segmentId, string notificationId, long at, ProfileFact profile, SendLedger ledger)
     {
-        var capped = ledger.Capped(campaign, trigger.At);
-        ledger.Firings.Add(new CampaignFiring(Request(campaign, profile.Profile, trigger.SegmentId, $"{campaign.Id}/{trigger.ChangeId}", trigger.At), capped));
+        var capped = ledger.Capped(campaign, at);
+        ledger.Firings.Add(new CampaignFiring(Request(campaign, profile.Profile, segmentId, notificationId, at), capped));
         if (!capped)
         {
-            ledger.Sends.Add(new CampaignSend(campaign.Id, trigger.At));
+            ledger.Sends.Add(new CampaignSend(campaign.Id, at));
         }
     }
 
@@ -192,6 +213,27 @@ public sealed class CampaignRules : IDisposable
                 change.Timestamp.ToUnixTimeMilliseconds()));
         }
 
+        session.Fire();
+        return ledger.Firings;
+    }
+
+    /// <summary>
+    /// Evaluates a scheduled campaign's broadcast for one member: one notification, a capped one, or nothing when its
+    /// condition does not hold or the member had it already (a broadcast resumed after a crash reaches some members twice).
+    /// </summary>
+    public List<CampaignFiring> EvaluateScheduled(string campaignId, long scheduledAt, UserProfile profile, List<CampaignSend> sends, long now)
+    {
+        if (_factory is null || Campaigns.FirstOrDefault(c => c.Id == campaignId && c.Broadcasts) is not { } campaign
+            || sends.Contains(new CampaignSend(campaignId, scheduledAt)))
+        {
+            return [];
+        }
+
+        var ledger = new SendLedger(sends);
+        var session = _factory.CreateSession();
+        session.Insert(new ProfileFact(profile, now));
+        session.Insert(ledger);
+        session.Insert(new ScheduledTrigger(campaignId, campaign.SegmentId, scheduledAt));
         session.Fire();
         return ledger.Firings;
     }

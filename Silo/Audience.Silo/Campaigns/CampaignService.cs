@@ -91,6 +91,26 @@ public sealed partial class CampaignService(ICampaignStore store, SegmentService
         return CampaignResult.Ok(campaign);
     }
 
+    /// <summary>Marks a scheduled campaign completed once its broadcast for <paramref name="scheduledAt"/> is done (a new version).</summary>
+    public async Task CompleteAsync(string id, long scheduledAt, CancellationToken cancellationToken = default)
+    {
+        if (await GetAsync(id, cancellationToken).ConfigureAwait(false) is not { Broadcasts: true } campaign || campaign.ScheduledAt != scheduledAt)
+        {
+            return; // changed meanwhile: whoever changed it decides
+        }
+
+        try
+        {
+            await store.SaveAsync(campaign with { Status = Campaign.Completed, Version = campaign.Version + 1, UpdatedAt = time.GetUtcNow().ToUnixTimeMilliseconds() },
+                cancellationToken).ConfigureAwait(false);
+            _changed.Wake();
+        }
+        catch (CampaignConflictException)
+        {
+            // Changed by a request meanwhile: it stays as that request left it.
+        }
+    }
+
     /// <summary>Why <paramref name="segmentId"/> cannot be deleted: the campaigns that point at it, if any.</summary>
     public Task<List<string>> UsingSegmentAsync(string segmentId, CancellationToken cancellationToken = default) =>
         store.UsingSegmentAsync(segmentId, cancellationToken);

@@ -22,6 +22,12 @@ public static class NotificationStatus
     public const string Capped = "capped";
 }
 
+/// <summary>
+/// How far a scheduled campaign's broadcast has come: the members are taken in user id order, and <see cref="Cursor"/>
+/// is the last one done (empty before the first).
+/// </summary>
+public sealed record BroadcastProgress(string CampaignId, long ScheduledAt, string Cursor, long Processed, long? CompletedAt);
+
 /// <summary>A campaign's sends and caps, by type, and when it last sent.</summary>
 public sealed record CampaignStats(IReadOnlyDictionary<string, long> SentByType, long Capped, DateTimeOffset? LastSent);
 
@@ -52,6 +58,11 @@ public interface ICampaignStore
     Task<List<NotificationRecord>> NotificationsAsync(string campaignId, long after, int limit, CancellationToken cancellationToken = default);
 
     Task<CampaignStats> StatsAsync(string campaignId, CancellationToken cancellationToken = default);
+
+    /// <summary>The broadcast of the campaign for <paramref name="scheduledAt"/>, if it started.</summary>
+    Task<BroadcastProgress?> BroadcastAsync(string campaignId, long scheduledAt, CancellationToken cancellationToken = default);
+
+    Task SaveBroadcastAsync(BroadcastProgress progress, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Another request changed the campaign since it was read.</summary>
@@ -80,6 +91,11 @@ internal static class CampaignRows
             rows.Where(r => r.Status == NotificationStatus.Capped).Sum(r => r.Count),
             sent.Count > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(sent.Max(r => r.Last)) : null);
     }
+
+    public const string BroadcastColumns = "campaign_id, scheduled_at, cursor, processed, completed_at";
+
+    public static BroadcastProgress ReadBroadcast(DbDataReader r) =>
+        new(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.IsDBNull(4) ? null : r.GetInt64(4));
 
     public static CampaignConflictException Conflict(string id) => new($"The campaign '{id}' was changed by another request; read it again and retry.");
 }
@@ -189,6 +205,27 @@ public sealed class EmbeddedCampaignStore(Database database) : ICampaignStore
         return Task.FromResult(CampaignRows.Stats(Database.Query(connection,
             "SELECT type, status, count(*), max(at) FROM notifications WHERE campaign_id = $c GROUP BY type, status",
             r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), ("$c", campaignId))));
+    }
+
+    public Task<BroadcastProgress?> BroadcastAsync(string campaignId, long scheduledAt, CancellationToken cancellationToken = default)
+    {
+        using var connection = database.Open();
+        return Task.FromResult(Database.Query(connection, $"SELECT {CampaignRows.BroadcastColumns} FROM campaign_broadcasts WHERE campaign_id = $c AND scheduled_at = $at",
+            CampaignRows.ReadBroadcast, ("$c", campaignId), ("$at", scheduledAt)).SingleOrDefault());
+    }
+
+    public Task SaveBroadcastAsync(BroadcastProgress progress, CancellationToken cancellationToken = default)
+    {
+        using var connection = database.Open();
+        using var gate = database.WriteGate.EnterScope();
+        using var command = Database.Command(connection, """
+            INSERT INTO campaign_broadcasts(campaign_id, scheduled_at, cursor, processed, completed_at) VALUES ($c, $at, $cursor, $processed, $completed)
+            ON CONFLICT(campaign_id, scheduled_at) DO UPDATE SET cursor = excluded.cursor, processed = excluded.processed, completed_at = excluded.completed_at
+            """,
+            ("$c", progress.CampaignId), ("$at", progress.ScheduledAt), ("$cursor", progress.Cursor), ("$processed", progress.Processed),
+            ("$completed", progress.CompletedAt));
+        command.ExecuteNonQuery();
+        return Task.CompletedTask;
     }
 }
 
@@ -330,5 +367,23 @@ public sealed class PostgresCampaignStore(PostgresDatabase database) : ICampaign
         return CampaignRows.Stats(PostgresDatabase.Query(connection,
             "SELECT type, status, count(*), max(at) FROM notifications WHERE campaign_id = @c GROUP BY type, status",
             r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), ("c", campaignId)));
+    }
+
+    public async Task<BroadcastProgress?> BroadcastAsync(string campaignId, long scheduledAt, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return PostgresDatabase.Query(connection, $"SELECT {CampaignRows.BroadcastColumns} FROM campaign_broadcasts WHERE campaign_id = @c AND scheduled_at = @at",
+            CampaignRows.ReadBroadcast, ("c", campaignId), ("at", scheduledAt)).SingleOrDefault();
+    }
+
+    public async Task SaveBroadcastAsync(BroadcastProgress progress, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        PostgresDatabase.Execute(connection, null, """
+            INSERT INTO campaign_broadcasts(campaign_id, scheduled_at, cursor, processed, completed_at) VALUES (@c, @at, @cursor, @processed, @completed)
+            ON CONFLICT (campaign_id, scheduled_at) DO UPDATE SET cursor = excluded.cursor, processed = excluded.processed, completed_at = excluded.completed_at
+            """,
+            ("c", progress.CampaignId), ("at", progress.ScheduledAt), ("cursor", progress.Cursor), ("processed", progress.Processed),
+            ("completed", progress.CompletedAt));
     }
 }

@@ -30,6 +30,9 @@ public interface IUserGrain : IGrainWithStringKey
     /// <summary>Applies a created, edited or deleted segment to this user: the backfill of an active grain.</summary>
     Task ApplySegment(SegmentChangeRequest change);
 
+    /// <summary>A scheduled campaign's broadcast reaches this member: its notification is delivered and the profile written.</summary>
+    Task Broadcast(string campaignId, long scheduledAt);
+
     Task<ProfileView?> GetProfile();
 
     Task<ExplainResult?> Explain(string segmentId);
@@ -160,6 +163,21 @@ public sealed partial class UserGrain(
         await Save(_session.Record.Partition, now);
     }
 
+    public async Task Broadcast(string campaignId, long scheduledAt)
+    {
+        if (!HasProfile)
+        {
+            DeactivateOnIdle();
+            return;
+        }
+
+        await _session.CompleteAggregatesAsync(default);
+        var now = silo.Now();
+        _session.EvaluateIfStale(now);
+        _session.FireScheduled(await silo.Campaigns.RulesAsync(), campaignId, scheduledAt, now);
+        await Save(_session.Record.Partition, now);
+    }
+
     public async Task<ProfileView?> GetProfile()
     {
         if (!HasProfile)
@@ -234,7 +252,7 @@ public sealed partial class UserGrain(
             session.FireCampaigns(await silo.Campaigns.RulesAsync(), silo.Now());
         }
 
-        if (session.Messages.Count == 0 && session.Orders.Count == 0 && session.DeadLetters.Count == 0)
+        if (session.Messages.Count == 0 && session.Orders.Count == 0 && session.DeadLetters.Count == 0 && session.Firings.Count == 0)
         {
             return;
         }

@@ -356,6 +356,7 @@ public static class AudienceServices
         services.AddSingleton<PartitionSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<PartitionSupervisor>());
         services.AddHostedService<Housekeeping>();
+        services.AddHostedService<CampaignBroadcasts>();
         if (mode.IsKafka)
         {
             services.AddSingleton<KafkaPartitionSources>();

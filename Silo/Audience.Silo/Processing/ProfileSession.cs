@@ -291,10 +291,24 @@ public sealed class ProfileSession
             return;
         }
 
+        Fired(rules, now, sends => rules.Evaluate(changes, State.Profile, sends, now));
+    }
+
+    /// <summary>Evaluates a scheduled campaign's broadcast for this user, adding what fires to <see cref="Firings"/>.</summary>
+    public void FireScheduled(Campaigns.CampaignRules rules, string campaignId, long scheduledAt, long now) =>
+        Fired(rules, now, sends => rules.EvaluateScheduled(campaignId, scheduledAt, State.Profile, sends, now));
+
+    /// <summary>Runs an evaluation over the user's sends (those still inside the longest cap period) and keeps what fired.</summary>
+    private void Fired(Campaigns.CampaignRules rules, long now, Func<List<Campaigns.CampaignSend>, List<Campaigns.CampaignFiring>> evaluate)
+    {
         var sends = State.Sends;
         var keepFrom = now - rules.LongestPeriodMs;
-        sends.RemoveAll(s => s.At <= keepFrom);
-        var fired = rules.Evaluate(changes, State.Profile, sends, now);
+        if (sends.RemoveAll(s => s.At <= keepFrom) > 0)
+        {
+            Dirty = true;
+        }
+
+        var fired = evaluate(sends);
         if (fired.Count > 0)
         {
             Firings.AddRange(fired);

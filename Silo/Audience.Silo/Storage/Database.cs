@@ -86,6 +86,13 @@ public sealed class Database
             at INTEGER NOT NULL,
             payload TEXT NOT NULL);
         CREATE INDEX IF NOT EXISTS notifications_by_campaign ON notifications(campaign_id, seq);
+        CREATE TABLE IF NOT EXISTS campaign_broadcasts(
+            campaign_id TEXT NOT NULL,
+            scheduled_at INTEGER NOT NULL,
+            cursor TEXT NOT NULL,
+            processed INTEGER NOT NULL,
+            completed_at INTEGER,
+            PRIMARY KEY(campaign_id, scheduled_at));
         CREATE TABLE IF NOT EXISTS segment_versions(
             id TEXT NOT NULL,
             version INTEGER NOT NULL,

@@ -129,6 +129,13 @@ public sealed class PostgresDatabase : IDisposable
             at bigint NOT NULL,
             payload jsonb NOT NULL);
         CREATE INDEX notifications_by_campaign ON notifications(campaign_id, seq);
+        CREATE TABLE campaign_broadcasts(
+            campaign_id varchar(64) NOT NULL,
+            scheduled_at bigint NOT NULL,
+            cursor text COLLATE "C" NOT NULL,
+            processed bigint NOT NULL,
+            completed_at bigint,
+            PRIMARY KEY(campaign_id, scheduled_at));
         """,
     ];
 

@@ -1,0 +1,112 @@
+using Audience.Silo.Grains;
+using Audience.Silo.Processing;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Audience.Silo.Campaigns;
+
+/// <summary>One scheduled campaign's broadcast, run by a single activation in the cluster.</summary>
+public interface ICampaignBroadcastGrain : IGrainWithStringKey
+{
+    /// <summary>Starts the broadcast for <paramref name="scheduledAt"/>, or lets the one running go on; returns at once.</summary>
+    Task Start(long scheduledAt);
+}
+
+/// <summary>
+/// Broadcasts a scheduled campaign to every member of its segment, a page of <see cref="Page"/> members at a time in
+/// user id order through the membership index: each member's grain evaluates the campaign (condition, caps) and delivers
+/// and writes like any other change; then the page's last user id is recorded (<see cref="BroadcastProgress"/>). A crash
+/// or a move of the grain resumes after the last page recorded: the members of the page in flight are reached again,
+/// and record nothing twice (their notification ids are those of the first time, and the profile remembers the send).
+/// Orleans keeps one activation per campaign, so silos may all ask it to start.
+/// </summary>
+public sealed partial class CampaignBroadcastGrain(SiloContext silo, UserGrains users, ILogger<CampaignBroadcastGrain> logger) : Grain, ICampaignBroadcastGrain
+{
+    public const int Page = 200;
+
+    private Task? _running;
+
+    public Task Start(long scheduledAt)
+    {
+        if (_running is null || _running.IsCompleted)
+        {
+            // Runs in the grain's turns, between the calls it receives; the silos' checks keep the grain active meanwhile.
+            _running = Run(this.GetPrimaryKeyString(), scheduledAt);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private async Task Run(string campaignId, long scheduledAt)
+    {
+        var store = silo.Campaigns.Store;
+        try
+        {
+            var progress = await store.BroadcastAsync(campaignId, scheduledAt) ?? new BroadcastProgress(campaignId, scheduledAt, string.Empty, 0, null);
+            while (progress.CompletedAt is null)
+            {
+                var rules = await silo.Campaigns.RulesAsync();
+                if (rules.Campaigns.FirstOrDefault(c => c.Id == campaignId && c.Broadcasts && c.ScheduledAt == scheduledAt) is not { } campaign)
+                {
+                    return; // paused, rescheduled or deleted meanwhile: the progress stays for a later start
+                }
+
+                var members = await silo.Store.MembersAsync(campaign.SegmentId, progress.Cursor, Page);
+                await Task.WhenAll(members.Select(m => users.Get(m.UserId).Broadcast(campaignId, scheduledAt)));
+                progress = members.Count == 0
+                    ? progress with { CompletedAt = silo.Now() }
+                    : progress with { Cursor = members[^1].UserId, Processed = progress.Processed + members.Count };
+                await store.SaveBroadcastAsync(progress);
+            }
+
+            LogCompleted(campaignId, progress.Processed);
+            await silo.Campaigns.CompleteAsync(campaignId, scheduledAt);
+        }
+        catch (Exception e)
+        {
+            // A store or a silo away: the next start (the silos check every Silo:CampaignRefreshInterval) goes on from the last page.
+            LogInterrupted(e, campaignId);
+        }
+    }
+
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "The broadcast of campaign {CampaignId} reached its {Members} members")]
+    private partial void LogCompleted(string campaignId, long members);
+
+    [LoggerMessage(EventId = 5102, Level = LogLevel.Warning, Message = "The broadcast of campaign {CampaignId} was interrupted; it goes on from its last page at the next check")]
+    private partial void LogInterrupted(Exception exception, string campaignId);
+}
+
+/// <summary>
+/// On every silo: every <see cref="SiloOptions.CampaignRefreshInterval"/>, asks the broadcast grain of each active
+/// scheduled campaign whose time has come, and whose broadcast is not complete, to start or go on.
+/// </summary>
+public sealed partial class CampaignBroadcasts(SiloContext silo, IGrainFactory grains, ILogger<CampaignBroadcasts> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(silo.Options.CampaignRefreshInterval);
+        do
+        {
+            try
+            {
+                var now = silo.Now();
+                foreach (var campaign in (await silo.Campaigns.RulesAsync()).Campaigns.Where(c => c.Broadcasts && c.ScheduledAt <= now))
+                {
+                    var at = campaign.ScheduledAt!.Value;
+                    if ((await silo.Campaigns.Store.BroadcastAsync(campaign.Id, at, stoppingToken))?.CompletedAt is null)
+                    {
+                        await grains.GetGrain<ICampaignBroadcastGrain>(campaign.Id).Start(at);
+                    }
+                }
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogCheckFailed(e);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "Scheduled campaigns could not be checked; the next check tries again")]
+    private partial void LogCheckFailed(Exception exception);
+}
