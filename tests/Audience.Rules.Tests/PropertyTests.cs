@@ -1,6 +1,8 @@
 using Audience.Rules.Checking;
 using Audience.Rules.Compilation;
+using Audience.Rules.Engines;
 using Audience.Rules.Evaluation;
+using Audience.Rules.Indexing;
 using Audience.Rules.Json;
 using Audience.Rules.Model;
 using Audience.Rules.Profiles;
@@ -78,6 +80,149 @@ public class PropertyTests
             var expected = RuleInterpreter.Evaluate(compiled.Rule, profile, at);
             return (compiled.Evaluate(profile, at) == expected).Label($"{compiled.Text} at {TimeText.Format(at)}: interpreter says {expected}");
         }));
+    }
+
+    /// <summary>
+    /// The NRules engine against the compiled one, over the same index: random segments (referring to each other
+    /// without cycles), a random event stream with the timers firing between events and for 40 days after, a segment
+    /// created and one edited mid-stream with their backfills, a full re-evaluation, and the NRules set rebuilt at
+    /// random steps (so that some evaluations run before it holds the latest segments). Every change, in order, and
+    /// the memberships at the end are the same.
+    /// </summary>
+    [Fact]
+    public void NRulesEngine_AgreesWithTheCompiledEngine()
+    {
+        var inputs = from rules in Gen.ArrayOf(RuleGenerators.Rule, RuleGenerators.SegmentIds.Length)
+                     from created in RuleGenerators.Rule
+                     from edited in RuleGenerators.Rule
+                     from events in RuleGenerators.Events
+                     from createAt in Gen.Choose(0, 26)
+                     from editAt in Gen.Choose(0, 26)
+                     from staleAt in Gen.Choose(0, 26)
+                     from rebuilds in Gen.ArrayOf(Gen.Elements(false, false, true), 27)
+                     select (rules, created, edited, events, createAt, editAt, staleAt, rebuilds);
+        Check.One(Runs, Prop.ForAll(inputs.ToArbitrary(), input =>
+        {
+            var (rules, created, edited, events, createAt, editAt, staleAt, rebuilds) = input;
+            var engines = new TwoEngines();
+            for (var i = 0; i < rules.Length; i++)
+            {
+                engines.Save(RuleGenerators.SegmentIds[i], Acyclic(rules[i], i), version: 1);
+            }
+
+            if (rebuilds[^1])
+            {
+                engines.NRules.Rebuild();
+            }
+
+            var now = Now - (100L * Day);
+            for (var step = 0; step <= events.Length; step++)
+            {
+                if (rebuilds[step])
+                {
+                    engines.NRules.Rebuild();
+                }
+
+                if (step == createAt)
+                {
+                    engines.Save("created", created, version: 1);
+                    engines.Run((engine, profile, changes) => engine.EvaluateSegment(profile, "created", now, changes));
+                }
+
+                if (step == editAt)
+                {
+                    engines.Save(RuleGenerators.SegmentIds[1], Acyclic(edited, 1), version: 2);
+                    engines.Run((engine, profile, changes) => engine.EvaluateSegment(profile, RuleGenerators.SegmentIds[1], now, changes));
+                }
+
+                if (step == staleAt)
+                {
+                    engines.Run((engine, profile, changes) => engine.EvaluateAll(profile, now, changes));
+                }
+
+                var (e, appliedAt) = step < events.Length ? events[step] : (null, now + (40 * Day));
+                now = engines.PassTime(now, appliedAt);
+                if (e is not null)
+                {
+                    engines.Run((engine, profile, changes) => engine.Evaluate(profile, e.Type, profile.Apply(e, appliedAt), appliedAt, changes));
+                }
+            }
+
+            return engines.Agree();
+        }));
+    }
+
+    /// <summary>The rule for the <paramref name="position"/>th segment, referring only to segments before it (others to one that does not exist).</summary>
+    private static Condition Acyclic(Condition rule, int position) => rule switch
+    {
+        AllOf all => new AllOf([.. all.Items.AsSpan().ToArray().Select(c => Acyclic(c, position))]),
+        AnyOf any => new AnyOf([.. any.Items.AsSpan().ToArray().Select(c => Acyclic(c, position))]),
+        Not not => new Not(Acyclic(not.Operand, position)),
+        InSegment inSegment when Array.IndexOf(RuleGenerators.SegmentIds, inSegment.SegmentId) >= position =>
+            new InSegment(position == 0 ? "none" : RuleGenerators.SegmentIds[inSegment.SegmentId.Length % position]),
+        _ => rule,
+    };
+
+    /// <summary>One index, the compiled engine and the NRules engine over it, and a profile for each; every step runs on both.</summary>
+    private sealed class TwoEngines
+    {
+        private readonly RuleCatalog _catalog = new();
+        private readonly SegmentIndex _index;
+        private readonly UserProfile _compiledProfile;
+        private readonly UserProfile _nrulesProfile;
+        private readonly List<string> _compiled = [];
+        private readonly List<string> _nrules = [];
+
+        public TwoEngines()
+        {
+            _index = new SegmentIndex(_catalog);
+            NRules = new NRulesSegmentEngine(_index);
+            _compiledProfile = new UserProfile("u", _catalog);
+            _nrulesProfile = new UserProfile("u", _catalog);
+        }
+
+        public NRulesSegmentEngine NRules { get; }
+
+        public void Save(string id, Condition rule, long version)
+        {
+            var checkedRule = RuleChecker.Check(RuleParser.Parse(RulePrinter.Print(rule)), limits: RuleLimits.Default with { MaxAggregates = 100, MaxNodes = 10_000 });
+            _index.Upsert(id, RuleCompiler.Compile(checkedRule, _catalog), version);
+        }
+
+        public void Run(Action<ISegmentEngine, UserProfile, List<MembershipChange>> step)
+        {
+            var changes = new List<MembershipChange>();
+            step(_index, _compiledProfile, changes);
+            _compiled.AddRange(changes.Select(Describe));
+            changes.Clear();
+            step(NRules, _nrulesProfile, changes);
+            _nrules.AddRange(changes.Select(Describe));
+        }
+
+        /// <summary>The user's timer, as the Silo runs it: wakes at each due instant up to <paramref name="until"/>.</summary>
+        public long PassTime(long now, long until)
+        {
+            for (var wakeups = 0; wakeups < 100 && _index.NextTimer(_compiledProfile, now) is { } due && due <= until; wakeups++)
+            {
+                _compiled.Add($"timer {due}");
+                _nrules.Add($"timer {_index.NextTimer(_nrulesProfile, now)}");
+                now = due;
+                Run((engine, profile, changes) => engine.EvaluateTimeDependent(profile, due, changes));
+            }
+
+            return Math.Max(now, until);
+        }
+
+        public Property Agree()
+        {
+            var memberships = string.Join(", ", _compiledProfile.Memberships.Select(m => $"{_catalog.SegmentId(m.Key)} since {m.Value}"));
+            var same = _compiled.SequenceEqual(_nrules)
+                && _compiledProfile.Memberships.SequenceEqual(_nrulesProfile.Memberships);
+            return same.Label($"compiled: {string.Join("; ", _compiled)}\nnrules:   {string.Join("; ", _nrules)}\nmembers (compiled): {memberships}\n"
+                + string.Join("\n", _index.Segments.Select(s => $"{s.Id}@{s.Version}: {s.Rule.Text}")));
+        }
+
+        private static string Describe(MembershipChange c) => $"{c.Segment.Id}@{c.Segment.Version} {(c.Entered ? "in" : "out")} at {c.AtMs} by {c.Trigger}";
     }
 
     [Fact]

@@ -50,11 +50,13 @@ public readonly record struct MembershipChange(IndexedSegment Segment, bool Ente
 /// affect. Readers work on an immutable snapshot and never block; adding, replacing or removing a segment builds
 /// a new snapshot that copies only the lists that segment is in. Segments that refer to others with inSegment
 /// are evaluated after them (by rank), and a change of membership cascades to the segments that refer to it.
+/// As an <see cref="ISegmentEngine"/> it is the compiled engine: each segment's compiled delegate decides.
 /// </summary>
-public sealed class SegmentIndex(RuleCatalog catalog)
+public sealed class SegmentIndex(RuleCatalog catalog) : ISegmentEngine
 {
     private readonly Lock _gate = new();
     private volatile Snapshot _snapshot = Snapshot.Empty;
+    private long _revision;
 
     public RuleCatalog Catalog => catalog;
 
@@ -70,6 +72,12 @@ public sealed class SegmentIndex(RuleCatalog catalog)
     /// must be evaluated again.
     /// </summary>
     public ulong Fingerprint => _snapshot.Fingerprint;
+
+    /// <summary>Counts the changes made to the index (every upsert and removal), in this process only.</summary>
+    public long Revision => Interlocked.Read(ref _revision);
+
+    /// <summary>Raised after a segment was added, replaced or removed, on the thread that changed it.</summary>
+    public event Action? Changed;
 
     /// <summary>Adds a segment or replaces its rule. The index owns the compiled rule from now on and disposes it when replaced.</summary>
     public IndexedSegment Upsert(string segmentId, CompiledRule rule, long version = 1)
@@ -87,9 +95,11 @@ public sealed class SegmentIndex(RuleCatalog catalog)
             }
 
             _snapshot = snapshot.With(segment, catalog);
+            Interlocked.Increment(ref _revision);
         }
 
         previous?.Rule.Dispose();
+        Changed?.Invoke();
         return segment;
     }
 
@@ -105,9 +115,11 @@ public sealed class SegmentIndex(RuleCatalog catalog)
             }
 
             _snapshot = _snapshot.Without(previous);
+            Interlocked.Increment(ref _revision);
         }
 
         previous.Rule.Dispose();
+        Changed?.Invoke();
         return true;
     }
 
@@ -115,34 +127,54 @@ public sealed class SegmentIndex(RuleCatalog catalog)
     public IReadOnlyList<IndexedSegment> Affected(string eventType, EventEffects effects) => _snapshot.Affected(eventType, effects);
 
     /// <summary>Applies what an event changed to the user's memberships; appends every entry and exit to <paramref name="changes"/>.</summary>
-    public void Evaluate(UserProfile profile, string eventType, EventEffects effects, long nowMs, List<MembershipChange> changes)
-    {
-        var snapshot = _snapshot;
-        Run(snapshot, effects.NewProfile ? snapshot.AllInOrder() : snapshot.Affected(eventType, effects), profile, nowMs, EvaluationTrigger.Event, changes);
-    }
+    public void Evaluate(UserProfile profile, string eventType, EventEffects effects, long nowMs, List<MembershipChange> changes) =>
+        Evaluate(profile, eventType, effects, nowMs, changes, default(CompiledMatcher));
 
     /// <summary>Re-evaluates the segments whose value can change with time alone; for the user's timer.</summary>
-    public void EvaluateTimeDependent(UserProfile profile, long nowMs, List<MembershipChange> changes)
-    {
-        var snapshot = _snapshot;
-        Run(snapshot, snapshot.TimeDependent, profile, nowMs, EvaluationTrigger.Time, changes);
-    }
+    public void EvaluateTimeDependent(UserProfile profile, long nowMs, List<MembershipChange> changes) =>
+        EvaluateTimeDependent(profile, nowMs, changes, default(CompiledMatcher));
 
     /// <summary>Evaluates one segment for a user (after the segment was created or edited), with cascades.</summary>
-    public void EvaluateSegment(UserProfile profile, string segmentId, long nowMs, List<MembershipChange> changes)
+    public void EvaluateSegment(UserProfile profile, string segmentId, long nowMs, List<MembershipChange> changes) =>
+        EvaluateSegment(profile, segmentId, nowMs, changes, default(CompiledMatcher));
+
+    /// <summary>Evaluates every segment for a user, in order; for a profile whose state was rebuilt.</summary>
+    public void EvaluateAll(UserProfile profile, long nowMs, List<MembershipChange> changes) =>
+        EvaluateAll(profile, nowMs, changes, default(CompiledMatcher));
+
+    /// <summary><see cref="Evaluate(UserProfile, string, EventEffects, long, List{MembershipChange})"/>, another engine's <paramref name="matcher"/> deciding.</summary>
+    public void Evaluate<TMatcher>(UserProfile profile, string eventType, EventEffects effects, long nowMs, List<MembershipChange> changes, TMatcher matcher)
+        where TMatcher : ISegmentMatcher
+    {
+        var snapshot = _snapshot;
+        Run(snapshot, effects.NewProfile ? snapshot.AllInOrder() : snapshot.Affected(eventType, effects), profile, nowMs, EvaluationTrigger.Event, changes, matcher);
+    }
+
+    /// <summary><see cref="EvaluateTimeDependent(UserProfile, long, List{MembershipChange})"/>, another engine's <paramref name="matcher"/> deciding.</summary>
+    public void EvaluateTimeDependent<TMatcher>(UserProfile profile, long nowMs, List<MembershipChange> changes, TMatcher matcher)
+        where TMatcher : ISegmentMatcher
+    {
+        var snapshot = _snapshot;
+        Run(snapshot, snapshot.TimeDependent, profile, nowMs, EvaluationTrigger.Time, changes, matcher);
+    }
+
+    /// <summary><see cref="EvaluateSegment(UserProfile, string, long, List{MembershipChange})"/>, another engine's <paramref name="matcher"/> deciding.</summary>
+    public void EvaluateSegment<TMatcher>(UserProfile profile, string segmentId, long nowMs, List<MembershipChange> changes, TMatcher matcher)
+        where TMatcher : ISegmentMatcher
     {
         var snapshot = _snapshot;
         if (snapshot.ById.TryGetValue(segmentId, out var segment))
         {
-            Run(snapshot, [segment], profile, nowMs, EvaluationTrigger.SegmentChanged, changes);
+            Run(snapshot, [segment], profile, nowMs, EvaluationTrigger.SegmentChanged, changes, matcher);
         }
     }
 
-    /// <summary>Evaluates every segment for a user, in order; for a profile whose state was rebuilt.</summary>
-    public void EvaluateAll(UserProfile profile, long nowMs, List<MembershipChange> changes)
+    /// <summary><see cref="EvaluateAll(UserProfile, long, List{MembershipChange})"/>, another engine's <paramref name="matcher"/> deciding.</summary>
+    public void EvaluateAll<TMatcher>(UserProfile profile, long nowMs, List<MembershipChange> changes, TMatcher matcher)
+        where TMatcher : ISegmentMatcher
     {
         var snapshot = _snapshot;
-        Run(snapshot, snapshot.AllInOrder(), profile, nowMs, EvaluationTrigger.SegmentChanged, changes);
+        Run(snapshot, snapshot.AllInOrder(), profile, nowMs, EvaluationTrigger.SegmentChanged, changes, matcher);
     }
 
     /// <summary>
@@ -208,8 +240,9 @@ public sealed class SegmentIndex(RuleCatalog catalog)
     /// queued; they rank above it, so merging the queue with the ordered list evaluates each of them once, after
     /// everything it refers to.
     /// </summary>
-    private static void Run(Snapshot snapshot, IndexedSegment[] ordered, UserProfile profile, long nowMs,
-        EvaluationTrigger trigger, List<MembershipChange> changes)
+    private static void Run<TMatcher>(Snapshot snapshot, IndexedSegment[] ordered, UserProfile profile, long nowMs,
+        EvaluationTrigger trigger, List<MembershipChange> changes, TMatcher matcher)
+        where TMatcher : ISegmentMatcher
     {
         // Cascades are rare: the queue and the done set are only allocated once a flip has dependents.
         PriorityQueue<IndexedSegment, (int Rank, int Slot)>? cascade = null;
@@ -239,7 +272,7 @@ public sealed class SegmentIndex(RuleCatalog catalog)
             }
 
             var member = profile.IsMember(segment.Slot);
-            var matches = segment.Rule.Evaluate(profile, nowMs);
+            var matches = matcher.Matches(segment, profile, nowMs);
             if (member == matches)
             {
                 continue;
@@ -257,6 +290,7 @@ public sealed class SegmentIndex(RuleCatalog catalog)
             changes.Add(new MembershipChange(segment, matches, nowMs, cascaded ? EvaluationTrigger.Cascade : trigger));
             if (snapshot.Dependents.TryGetValue(segment.Slot, out var dependents))
             {
+                matcher.MembershipChanged();
                 cascade ??= new PriorityQueue<IndexedSegment, (int, int)>();
                 done ??= [];
                 foreach (var dependent in dependents)
@@ -264,6 +298,16 @@ public sealed class SegmentIndex(RuleCatalog catalog)
                     cascade.Enqueue(dependent, Key(snapshot, dependent));
                 }
             }
+        }
+    }
+
+    /// <summary>The compiled engine's matcher: the segment's compiled delegate (a struct, so the loop is specialised for it).</summary>
+    private readonly struct CompiledMatcher : ISegmentMatcher
+    {
+        public bool Matches(IndexedSegment segment, UserProfile profile, long nowMs) => segment.Rule.Evaluate(profile, nowMs);
+
+        public void MembershipChanged()
+        {
         }
     }
 

@@ -1,3 +1,4 @@
+using Audience.Rules.Engines;
 using Audience.Rules.Indexing;
 using Audience.Rules.Profiles;
 using Audience.Silo.Campaigns;
@@ -19,10 +20,11 @@ namespace Audience.Silo.Hosting;
 
 /// <summary>
 /// How this process is deployed, read from configuration: embedded (one process, SQLite, in-process log) or
-/// Kafka mode (<c>Kafka:BootstrapServers</c> set; Api and Silo processes, segments in PostgreSQL).
+/// Kafka mode (<c>Kafka:BootstrapServers</c> set; Api and Silo processes, segments in PostgreSQL); and which
+/// engine its silo evaluates segments with.
 /// </summary>
 public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectionString, string ProfileStoreKind, OrleansOptions Orleans,
-    AerospikeStoreOptions? Aerospike = null)
+    RulesOptions Rules, AerospikeStoreOptions? Aerospike = null)
 {
     public bool IsKafka => Kafka is not null;
 
@@ -48,6 +50,7 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
     {
         var kafka = configuration.GetSection("Kafka").Get<KafkaOptions>() ?? new KafkaOptions();
         var orleans = OrleansOptions.Read(configuration);
+        var rules = RulesOptions.Read(configuration);
         var postgres = configuration["Postgres:ConnectionString"];
         if (postgres is not null && string.IsNullOrWhiteSpace(postgres))
         {
@@ -91,7 +94,7 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
                     "the Kafka brokers (host:port,...): the Silo runs as its own process only in Kafka mode; embedded, run Api/Audience.Api alone");
             }
 
-            return new AudienceMode(null, postgres, kind, orleans, aerospike);
+            return new AudienceMode(null, postgres, kind, orleans, rules, aerospike);
         }
 
         var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
@@ -114,7 +117,7 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
                 "'aerospike' or 'postgres' in Kafka mode: every Silo reads and writes the same profiles as users move between them, and the Api answers from them");
         }
 
-        return new AudienceMode(kafka, postgres, kind, orleans, aerospike);
+        return new AudienceMode(kafka, postgres, kind, orleans, rules, aerospike);
     }
 
     /// <summary>The Aerospike settings, when <c>Aerospike:Hosts</c> is set.</summary>
@@ -349,6 +352,19 @@ public static class AudienceServices
         services.AddGrainStorage(ProfileGrainStorage.Name, (sp, _) => new ProfileGrainStorage(sp.GetRequiredService<IProfileStore>()));
         services.AddPlacementDirector<PartitionPlacement, PartitionPlacementDirector>();
         services.AddSingleton<SiloContext>();
+        // The evaluation seam, chosen here once: the index's compiled delegates, or NRules with its rule set
+        // recompiled in the background after every change of segments.
+        if (mode.Rules.Engine == RulesOptions.NRules)
+        {
+            services.AddSingleton<NRulesSegmentEngine>();
+            services.AddSingleton<ISegmentEngine>(sp => sp.GetRequiredService<NRulesSegmentEngine>());
+            services.AddHostedService<NRulesRecompiler>();
+        }
+        else
+        {
+            services.AddSingleton<ISegmentEngine>(sp => sp.GetRequiredService<SegmentIndex>());
+        }
+
         services.AddSingleton<ActiveUsers>();
         services.AddSingleton<SiloMetrics>();
         services.AddSingleton<LocalReaders>();

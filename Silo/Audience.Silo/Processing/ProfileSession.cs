@@ -6,14 +6,17 @@ using Audience.Silo.Storage;
 
 namespace Audience.Silo.Processing;
 
-/// <summary>What user grains and backfills share: the segments, the profile store, the outputs and the clock.</summary>
-public sealed class SiloContext(SegmentIndex index, IProfileStore store, ISiloOutputs outputs, SiloOptions options,
+/// <summary>What user grains and backfills share: the segments and their engine, the profile store, the outputs, the campaigns and the clock.</summary>
+public sealed class SiloContext(SegmentIndex index, ISegmentEngine engine, IProfileStore store, ISiloOutputs outputs, SiloOptions options,
     [Microsoft.Extensions.DependencyInjection.FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time,
     Campaigns.CampaignService campaigns)
 {
     public Campaigns.CampaignService Campaigns => campaigns;
 
     public SegmentIndex Index => index;
+
+    /// <summary>What evaluates memberships (<c>Rules:Engine</c>); the index stays the source of the segments and of the timers.</summary>
+    public ISegmentEngine Engine => engine;
 
     public RuleCatalog Catalog => index.Catalog;
 
@@ -172,7 +175,7 @@ public sealed class ProfileSession
         }
 
         _changes.Clear();
-        _silo.Index.EvaluateAll(State.Profile, now, _changes);
+        _silo.Engine.EvaluateAll(State.Profile, now, _changes);
         RecordChanges(null, null, 0);
         State.SegmentsFingerprint = fingerprint;
         Dirty = true;
@@ -200,7 +203,7 @@ public sealed class ProfileSession
             var ruleEvent = EventValues.ToRuleEvent(e);
             var effects = State.Profile.Apply(ruleEvent, now);
             _changes.Clear();
-            _silo.Index.Evaluate(State.Profile, e.EventType, effects, now, _changes);
+            _silo.Engine.Evaluate(State.Profile, e.EventType, effects, now, _changes);
             RecordChanges(e.EventId, "e" + logged.Seq, latency);
             if (_silo.Outputs.WantsOrders && e.EventType == RuleEvent.Purchase)
             {
@@ -226,7 +229,7 @@ public sealed class ProfileSession
         }
 
         _changes.Clear();
-        _silo.Index.EvaluateTimeDependent(State.Profile, now, _changes);
+        _silo.Engine.EvaluateTimeDependent(State.Profile, now, _changes);
         RecordChanges(null, "t" + due, now - due);
         Dirty = true;
     }
@@ -254,7 +257,7 @@ public sealed class ProfileSession
 
         var started = _silo.Time.GetTimestamp();
         _changes.Clear();
-        _silo.Index.EvaluateSegment(State.Profile, change.SegmentId, now, _changes);
+        _silo.Engine.EvaluateSegment(State.Profile, change.SegmentId, now, _changes);
         RecordChanges(null, null, _silo.Time.GetElapsedTime(started).TotalMilliseconds);
         Dirty |= _changes.Count > 0;
     }
