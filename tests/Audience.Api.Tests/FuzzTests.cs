@@ -35,6 +35,15 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         f => f.Get($"/api/users/{f.PathText()}/segments"),
         f => f.Get($"/api/users/{f.PathText()}/history{f.Query("after", "limit")}"),
         f => f.Get($"/api/changes?segmentId=missing-{f.PathText()}"),
+        f => f.Post("/api/segments/preview", f.SegmentBody()),
+        f => f.Post("/api/campaigns", f.CampaignBody()),
+        f => f.Put($"/api/campaigns/{f.CampaignId()}", f.CampaignBody()),
+        f => f.Delete($"/api/campaigns/{f.CampaignId()}"),
+        f => f.Get("/api/campaigns"),
+        f => f.Get($"/api/campaigns/{f.CampaignId()}"),
+        f => f.Get($"/api/campaigns/{f.CampaignId()}/notifications{f.Query("after", "limit")}"),
+        f => f.Get($"/api/campaigns/{f.CampaignId()}/stats"),
+        f => f.Get($"/api/notifications?campaignId=missing-{f.PathText()}"),
         f => f.Get("/health/live"),
         f => f.Get("/health/ready"),
         f => f.Get("/openapi/v1.json"),
@@ -301,6 +310,29 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         };
 
         public string SegmentId() => Chance(70) ? "fuzz-" + Pick(["a", "b", "c", "d"]) : PathText();
+
+        public string CampaignId() => Chance(70) ? "fuzz-campaign-" + Pick(["a", "b", "c"]) : PathText();
+
+        /// <summary>A campaign, its fields sometimes missing, of the wrong kind, out of range or damaged.</summary>
+        public string CampaignBody()
+        {
+            string Field(string name, string good) => Chance(85) ? $"\"{name}\":{(Chance(80) ? good : Value())}" : string.Empty;
+            var fields = new[]
+            {
+                Chance(40) ? $"\"id\":\"{(Chance(60) ? CampaignId() : Text())}\"" : string.Empty,
+                Field("name", $"\"{Text()}\""),
+                Field("segmentId", $"\"{SegmentId()}\""),
+                Field("type", $"\"{Pick(["email", "sms", "push", "fax"])}\""),
+                Field("content", $"{{\"template\":\"{Pick(["welcome", "t.1", Text()])}\",\"subject\":\"{Text()}\",\"personalization\":[\"firstName\",\"{Text()}\"]}}"),
+                Chance(50) ? Field("status", $"\"{Pick(["draft", "active", "paused", "completed", "running"])}\"") : string.Empty,
+                Chance(50) ? Field("trigger", $"\"{Pick(["on_enter", "on_exit", "scheduled", "later"])}\"") : string.Empty,
+                Chance(30) ? Field("condition", $"\"{Pick(Rules).Replace("\"", "\\\"", StringComparison.Ordinal)}\"") : string.Empty,
+                Chance(30) ? Field("caps", $"[{{\"count\":{Pick(["1", "0", "1001", "-1"])},\"period\":\"{Pick(["7d", "24h", "0m", "91d", "x"])}\",\"scope\":\"{Pick(["campaign", "global", "all"])}\"}}]") : string.Empty,
+                Chance(30) ? Field("priority", Pick(["0", "10", "-3", "1.5", "99999999999"])) : string.Empty,
+                Chance(30) ? Field("scheduledAt", $"\"{Pick(["2026-12-01T09:00:00Z", "2020-01-01T00:00:00+02:00", "tomorrow", "9999-12-31T23:59:59Z"])}\"") : string.Empty,
+            };
+            return Damage("{" + string.Join(",", fields.Where(f => f.Length > 0)) + "}");
+        }
 
         public string PathText() => Random.Next(6) switch
         {
