@@ -22,6 +22,12 @@ public sealed class CrashTests : IDisposable
 
         var service = await ServiceProcess.StartAsync(_data);
         var segmentId = await service.Http.CreateSegment(new { id = "big", name = "big spenders", rule = $"totalSpent > {Threshold}" });
+        // A campaign on the segment: the replay after the crash must not notify anyone twice.
+        var campaign = await service.Http.PostJson("/api/campaigns", """
+            {"id": "welcome", "name": "welcome", "segmentId": "big", "type": "email", "content": {"template": "welcome"}, "status": "active"}
+            """);
+        Assert.Equal(HttpStatusCode.Created, campaign.StatusCode);
+        await Http.Eventually(async () => (await (await service.Http.GetAsync("/api/campaigns/welcome")).Json()).GetProperty("live").GetBoolean(), "the campaign is live");
 
         // Eight clients send concurrently; the service is killed while they are still sending.
         var acknowledged = new ConcurrentDictionary<int, bool>();
@@ -101,6 +107,21 @@ public sealed class CrashTests : IDisposable
                 .Select(c => c.GetProperty("action").GetString()).ToList();
             Assert.Equal(member ? ["added"] : [], actions);
         }
+
+        // One notification per member: the events replayed from the checkpoint fired the campaign again, and recorded nothing twice.
+        var members = new List<string>();
+        for (var u = 0; u < Users; u++)
+        {
+            if ((await restarted.Http.SegmentsOf($"crash-user-{u}")).Contains(segmentId))
+            {
+                members.Add($"crash-user-{u}");
+            }
+        }
+
+        var notified = (await (await restarted.Http.GetAsync("/api/campaigns/welcome/notifications?limit=1000")).Json()).GetProperty("notifications")
+            .EnumerateArray().Select(n => n.GetProperty("notification").GetProperty("userId").GetString()!).ToList();
+        Assert.NotEmpty(members);
+        Assert.Equal(members.Order(), notified.Order());
     }
 
     [Fact]
