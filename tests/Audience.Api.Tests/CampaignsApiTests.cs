@@ -147,6 +147,29 @@ public sealed class CampaignsApiTests(AudienceFactory factory) : IClassFixture<A
     }
 
     [Fact]
+    public async Task Priority_decides_across_segments_entered_by_one_event()
+    {
+        var tag = Unique("tag");
+        var first = await _http.CreateSegment(new { name = "a", rule = $"traits.tag == \"{tag}\"" });
+        var second = await _http.CreateSegment(new { name = "b", rule = $"traits.tag == \"{tag}\" and traits.tier == \"x\"" });
+        // The low-priority campaign is on the segment created first; a global cap of one a day lets only one through.
+        var low = (await CreateCampaign($$"""
+            {"name": "low", "segmentId": "{{first}}", "type": "sms", "content": {"template": "low"}, "status": "active", "priority": 1,
+             "caps": [{"count": 1, "period": "24h", "scope": "global"}]}
+            """)).GetProperty("id").GetString()!;
+        var high = (await CreateCampaign($$"""
+            {"name": "high", "segmentId": "{{second}}", "type": "email", "content": {"template": "high"}, "status": "active", "priority": 9,
+             "caps": [{"count": 1, "period": "24h", "scope": "global"}]}
+            """)).GetProperty("id").GetString()!;
+
+        var user = Unique("both");
+        await _http.Send(user, "identify", new { tag, tier = "x" });
+        await Http.Eventually(async () => (await Notifications(low)).Length == 1 && (await Notifications(high)).Length == 1, "both campaigns matched");
+        Assert.Equal("sent", Assert.Single(await Notifications(high)).GetProperty("status").GetString());
+        Assert.Equal("capped", Assert.Single(await Notifications(low)).GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task Draft_and_paused_campaigns_do_not_fire_and_an_update_makes_one_active()
     {
         var segmentId = await _http.CreateSegment(new { name = "drafted", rule = "totalSpent > 10" });
@@ -207,6 +230,7 @@ public sealed class CampaignsApiTests(AudienceFactory factory) : IClassFixture<A
             (Valid(", \"priority\": 1.5"), HttpStatusCode.BadRequest, "'priority'"),
             (Valid(", \"caps\": {}"), HttpStatusCode.BadRequest, "'caps'"),
             (Valid(", \"scheduledAt\": \"tomorrow\""), HttpStatusCode.BadRequest, "'scheduledAt'"),
+            (Valid(", \"scheduledAt\": \"2026-12-01T09:00:00\""), HttpStatusCode.BadRequest, "offset"),
             ($$"""{"name": "n", "segmentId": "{{segmentId}}", "type": "fax", "content": {"template": "t"} }""", HttpStatusCode.UnprocessableEntity, "'type'"),
             ("""{"name": "n", "segmentId": "no-such-segment", "type": "email", "content": {"template": "t"}}""", HttpStatusCode.UnprocessableEntity, "no-such-segment"),
             (Valid(", \"status\": \"running\""), HttpStatusCode.UnprocessableEntity, "'status'"),

@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Audience.Api.Features;
 
 /// <summary>Campaigns (seed 004's Communication API) under <c>/api/campaigns</c>, and the live notifications stream.</summary>
-public static class CampaignsApi
+public static partial class CampaignsApi
 {
     /// <summary>The largest campaign body: a condition is at most 16 KiB of text.</summary>
     public const int MaxBodyBytes = 256 * 1024;
@@ -238,7 +238,7 @@ public static class CampaignsApi
         long? scheduledAt = null;
         if (root.TryGetProperty("scheduledAt", out var scheduled) && scheduled.ValueKind != JsonValueKind.Null)
         {
-            if (scheduled.ValueKind != JsonValueKind.String || !scheduled.TryGetDateTimeOffset(out var at))
+            if (scheduled.ValueKind != JsonValueKind.String || !scheduled.TryGetDateTimeOffset(out var at) || !OffsetPattern().IsMatch(scheduled.GetString()!))
             {
                 throw new BadFieldException("'scheduledAt' is an ISO 8601 time with an offset, such as 2026-12-01T09:00:00Z.");
             }
@@ -300,6 +300,10 @@ public static class CampaignsApi
     }
 
     private sealed class BadFieldException(string message) : Exception(message);
+
+    /// <summary>A time's offset, required: without one a time would be read in the server's zone.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex("(Z|z|[+-][0-9]{2}:?[0-9]{2})$")]
+    private static partial System.Text.RegularExpressions.Regex OffsetPattern();
 
     public sealed record ContentResponse(string Template, string? Subject, string[] Personalization);
 

@@ -52,7 +52,7 @@ public sealed partial class CampaignBroadcastGrain(SiloContext silo, UserGrains 
                 }
 
                 var members = await silo.Store.MembersAsync(campaign.SegmentId, progress.Cursor, Page);
-                await Task.WhenAll(members.Select(m => users.Get(m.UserId).Broadcast(campaignId, scheduledAt)));
+                await Reach([.. members.Select(m => m.UserId)], campaign);
                 progress = members.Count == 0
                     ? progress with { CompletedAt = silo.Now() }
                     : progress with { Cursor = members[^1].UserId, Processed = progress.Processed + members.Count };
@@ -68,6 +68,52 @@ public sealed partial class CampaignBroadcastGrain(SiloContext silo, UserGrains 
             LogInterrupted(e, campaignId);
         }
     }
+
+    /// <summary>
+    /// Has every member's grain take the broadcast; a member whose grain keeps failing (three tries) is skipped and
+    /// logged, so that one user cannot hold up the broadcast. A silo whose campaign rules are behind fails the page,
+    /// to be tried again at the next start.
+    /// </summary>
+    private async Task Reach(List<string> members, CampaignRecord campaign)
+    {
+        var at = campaign.ScheduledAt!.Value;
+        for (var attempt = 1; members.Count > 0; attempt++)
+        {
+            var calls = members.Select(m => users.Get(m).Broadcast(campaign.Id, at, campaign.Version)).ToArray();
+            try
+            {
+                await Task.WhenAll(calls);
+                return;
+            }
+            catch (Exception)
+            {
+                // Sorted out member by member below.
+            }
+
+            var failed = members.Where((_, i) => !calls[i].IsCompletedSuccessfully).ToList();
+            var errors = calls.Where(c => !c.IsCompletedSuccessfully).Select(c => c.Exception!.GetBaseException()).ToList();
+            if (errors.OfType<CampaignNotReadyException>().FirstOrDefault() is { } notReady)
+            {
+                throw notReady;
+            }
+
+            if (attempt == 3)
+            {
+                foreach (var (member, error) in failed.Zip(errors))
+                {
+                    LogMemberSkipped(error, campaign.Id, member);
+                }
+
+                return;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt));
+            members = failed;
+        }
+    }
+
+    [LoggerMessage(EventId = 5104, Level = LogLevel.Error, Message = "The broadcast of campaign {CampaignId} skips {UserId}, whose grain failed three times")]
+    private partial void LogMemberSkipped(Exception exception, string campaignId, string userId);
 
     [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "The broadcast of campaign {CampaignId} reached its {Members} members")]
     private partial void LogCompleted(string campaignId, long members);
@@ -96,6 +142,11 @@ public sealed partial class CampaignBroadcasts(SiloContext silo, IGrainFactory g
                     if ((await silo.Campaigns.Store.BroadcastAsync(campaign.Id, at, stoppingToken))?.CompletedAt is null)
                     {
                         await grains.GetGrain<ICampaignBroadcastGrain>(campaign.Id).Start(at);
+                    }
+                    else
+                    {
+                        // Done, but not marked completed (that write failed): mark it now.
+                        await silo.Campaigns.CompleteAsync(campaign.Id, at, stoppingToken);
                     }
                 }
             }

@@ -171,7 +171,7 @@ public sealed partial class CampaignService(ICampaignStore store, SegmentService
                     var old = Interlocked.Exchange(ref _rules, built);
                     if (!ReferenceEquals(old, CampaignRules.Empty))
                     {
-                        old.Dispose();
+                        _ = RetireAsync(old);
                     }
 
                     stamp = current;
@@ -199,6 +199,17 @@ public sealed partial class CampaignService(ICampaignStore store, SegmentService
                 break;
             }
         }
+    }
+
+    /// <summary>
+    /// Releases a replaced rule set's conditions (their aggregates in the catalog) once the evaluations that took it
+    /// before the swap are surely done: released at once, a condition's aggregate slot could go to a new segment while
+    /// a grain still evaluates the old condition.
+    /// </summary>
+    private async Task RetireAsync(CampaignRules old)
+    {
+        await Task.Delay(TimeSpan.FromMinutes(1), time).ConfigureAwait(false);
+        old.Dispose();
     }
 
     /// <summary>

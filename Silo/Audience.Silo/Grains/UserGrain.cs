@@ -30,8 +30,12 @@ public interface IUserGrain : IGrainWithStringKey
     /// <summary>Applies a created, edited or deleted segment to this user: the backfill of an active grain.</summary>
     Task ApplySegment(SegmentChangeRequest change);
 
-    /// <summary>A scheduled campaign's broadcast reaches this member: its notification is delivered and the profile written.</summary>
-    Task Broadcast(string campaignId, long scheduledAt);
+    /// <summary>
+    /// A scheduled campaign's broadcast (of <paramref name="version"/> or later) reaches this member: its notification is
+    /// delivered and the profile written. Fails with <see cref="CampaignNotReadyException"/> while this silo's campaign
+    /// rules do not hold that version yet (they are refreshed every few seconds): the broadcast tries again.
+    /// </summary>
+    Task Broadcast(string campaignId, long scheduledAt, long version);
 
     Task<ProfileView?> GetProfile();
 
@@ -108,10 +112,21 @@ public sealed partial class UserGrain(
 
         await _session.CompleteAggregatesAsync(default);
         var now = silo.Now();
+        var campaigns = await silo.Campaigns.RulesAsync();
         _session.EvaluateIfStale(now);
-        foreach (var e in batch.Events)
+        try
         {
-            _session.Apply(e, batch.Topic, batch.Partition, now);
+            // Campaigns are evaluated after each event, on the profile as that event left it.
+            foreach (var e in batch.Events)
+            {
+                _session.Apply(e, batch.Topic, batch.Partition, now);
+                _session.FireCampaigns(campaigns, now);
+            }
+        }
+        catch
+        {
+            Break();
+            throw;
         }
 
         _session.Record.Partition = batch.Partition;
@@ -163,7 +178,7 @@ public sealed partial class UserGrain(
         await Save(_session.Record.Partition, now);
     }
 
-    public async Task Broadcast(string campaignId, long scheduledAt)
+    public async Task Broadcast(string campaignId, long scheduledAt, long version)
     {
         if (!HasProfile)
         {
@@ -171,10 +186,25 @@ public sealed partial class UserGrain(
             return;
         }
 
+        var rules = await silo.Campaigns.RulesAsync();
+        if (rules.Campaigns.FirstOrDefault(c => c.Id == campaignId) is not { Broadcasts: true } campaign || campaign.Version < version || campaign.ScheduledAt != scheduledAt)
+        {
+            throw new CampaignNotReadyException(campaignId, version);
+        }
+
         await _session.CompleteAggregatesAsync(default);
         var now = silo.Now();
         _session.EvaluateIfStale(now);
-        _session.FireScheduled(await silo.Campaigns.RulesAsync(), campaignId, scheduledAt, now);
+        try
+        {
+            _session.FireScheduled(rules, campaign, scheduledAt, now);
+        }
+        catch
+        {
+            Break();
+            throw;
+        }
+
         await Save(_session.Record.Partition, now);
     }
 
@@ -247,11 +277,6 @@ public sealed partial class UserGrain(
     private async Task Deliver()
     {
         var session = _session;
-        if (session.Messages.Count > 0)
-        {
-            session.FireCampaigns(await silo.Campaigns.RulesAsync(), silo.Now());
-        }
-
         if (session.Messages.Count == 0 && session.Orders.Count == 0 && session.DeadLetters.Count == 0 && session.Firings.Count == 0)
         {
             return;
@@ -259,6 +284,8 @@ public sealed partial class UserGrain(
 
         try
         {
+            // What a due time, a backfill or a query changed: the campaigns not yet evaluated for it are now.
+            session.FireCampaigns(await silo.Campaigns.RulesAsync(), silo.Now());
             await silo.Outputs.DeliverAsync(session.Messages, session.Orders, session.Firings);
             foreach (var deadLetter in session.DeadLetters)
             {
@@ -334,4 +361,23 @@ public sealed partial class UserGrain(
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "The profile of user {UserId} could not be written as its grain deactivated; its partition reads its events again")]
     private partial void LogWriteOnDeactivationFailed(Exception exception, string userId);
+}
+
+/// <summary>This silo's campaign rules do not hold the campaign's version a broadcast asks for yet; the broadcast tries again.</summary>
+[GenerateSerializer]
+public sealed class CampaignNotReadyException : Exception
+{
+    public CampaignNotReadyException(string campaignId, long version)
+        : base($"The campaign rules of this silo do not hold version {version} of campaign '{campaignId}' yet.")
+    {
+    }
+
+    public CampaignNotReadyException()
+    {
+    }
+
+    public CampaignNotReadyException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
 }

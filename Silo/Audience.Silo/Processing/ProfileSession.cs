@@ -288,24 +288,28 @@ public sealed class ProfileSession
         }
 
         var changes = Messages.GetRange(_campaignsSeen, Messages.Count - _campaignsSeen);
-        _campaignsSeen = Messages.Count;
-        if (rules.Campaigns.Count == 0)
+        if (rules.Campaigns.Count > 0)
         {
-            return;
+            Fired(rules, changes.Max(c => c.Timestamp.ToUnixTimeMilliseconds()), sends => rules.Evaluate(changes, State.Profile, sends, now));
         }
 
-        Fired(rules, now, sends => rules.Evaluate(changes, State.Profile, sends, now));
+        // Only once they are evaluated: a failure leaves them to be evaluated again (the grain reloads, the call is retried).
+        _campaignsSeen = Messages.Count;
     }
 
     /// <summary>Evaluates a scheduled campaign's broadcast for this user, adding what fires to <see cref="Firings"/>.</summary>
-    public void FireScheduled(Campaigns.CampaignRules rules, string campaignId, long scheduledAt, long now) =>
-        Fired(rules, now, sends => rules.EvaluateScheduled(campaignId, scheduledAt, State.Profile, sends, now));
+    public void FireScheduled(Campaigns.CampaignRules rules, Campaigns.CampaignRecord campaign, long scheduledAt, long now) =>
+        Fired(rules, scheduledAt, sends => rules.EvaluateScheduled(campaign, scheduledAt, State.Profile, sends, now));
 
-    /// <summary>Runs an evaluation over the user's sends (those still inside the longest cap period) and keeps what fired.</summary>
-    private void Fired(Campaigns.CampaignRules rules, long now, Func<List<Campaigns.CampaignSend>, List<Campaigns.CampaignFiring>> evaluate)
+    /// <summary>
+    /// Runs an evaluation over the user's sends and keeps what fired. Sends older than the longest cap period before
+    /// <paramref name="at"/> (the time of what is evaluated, not the clock's: a replay decides as the first time did) no
+    /// longer count and go.
+    /// </summary>
+    private void Fired(Campaigns.CampaignRules rules, long at, Func<List<Campaigns.CampaignSend>, List<Campaigns.CampaignFiring>> evaluate)
     {
         var sends = State.Sends;
-        var keepFrom = now - rules.LongestPeriodMs;
+        var keepFrom = at - rules.LongestPeriodMs;
         if (sends.RemoveAll(s => s.At <= keepFrom) > 0)
         {
             Dirty = true;
@@ -367,6 +371,13 @@ public sealed class ProfileSession
         string? eventId, string origin)
     {
         latencyMs = Math.Max(0, latencyMs);
+        if (origin[0] == 's')
+        {
+            // A segment's version alone does not tell two of its changes apart (a user can enter it on two re-evaluations
+            // of the same version); the entry's number in the user's history does, and a replay numbers it the same.
+            origin = $"{origin}.{State.HistoryCount + 1}";
+        }
+
         Messages.Add(new MembershipChangeMessage(UserId, segmentId, entered ? "added" : "removed", reason,
             DateTimeOffset.FromUnixTimeMilliseconds(at),
             new MembershipChangeMetadata(version, rule, trigger, eventId, latencyMs, $"{UserId}/{segmentId}/{origin}")));
