@@ -9,6 +9,7 @@ using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 
 var builder = WebApplication.CreateBuilder(AudienceServices.HostArguments(args));
 builder.Configuration.AddLoggingDefaults();
@@ -56,14 +57,33 @@ builder.Services.AddExceptionHandler(options =>
     };
 });
 builder.Services.AddOpenApi();
+// Metrics: the service's series (docs/operations.md), Orleans', ASP.NET Core's and the runtime's, in Prometheus' text at
+// /metrics, and over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+var telemetry = builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
+{
+    metrics.AddMeter(AudienceMetrics.MeterName, SiloMetrics.MeterName, "Microsoft.Orleans")
+        .AddAspNetCoreInstrumentation()
+        .AddRuntimeInstrumentation()
+        .AddPrometheusExporter();
+    if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+    {
+        metrics.AddOtlpExporter();
+    }
+});
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);
 
 var app = builder.Build();
 await app.Services.PrepareStorageAsync();
 
+if (mode.IsKafka)
+{
+    app.Services.GetRequiredService<AudienceMetrics>().Lag = app.Services.GetRequiredService<ConsumerLag>().Lags;
+}
+
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.MapOpenApi();
+app.MapPrometheusScrapingEndpoint().WithTags("Health");
 app.UseSwaggerUI(ui =>
 {
     ui.SwaggerEndpoint("/openapi/v1.json", "Audience API");

@@ -47,6 +47,7 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         f => f.Get("/health/live"),
         f => f.Get("/health/ready"),
         f => f.Get("/openapi/v1.json"),
+        f => f.Get("/metrics"),
     ];
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Audience.Silo;
 using Audience.Silo.Contracts;
 using Audience.Silo.Hosting;
+using Audience.Silo.Processing;
 using Audience.Silo.Storage;
 
 namespace Audience.Api.Features;
@@ -27,7 +28,7 @@ public static class EventsApi
     /// <summary>The largest batch body: the most events, each at its largest.</summary>
     public const int MaxBatchBytes = 4 * 1024 * 1024;
 
-    private static async Task<IResult> PostEvent(HttpRequest request, IEventSink log, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<IResult> PostEvent(HttpRequest request, IEventSink log, AudienceMetrics metrics, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadBytesAsync(request, EventLimits.MaxEventBytes, cancellationToken);
         if (problem is not null)
@@ -40,6 +41,7 @@ public static class EventsApi
         {
             if (!EventParser.TryRead(body.Memory, time.GetUtcNow(), out e, out var error))
             {
+                metrics.Rejected("invalid");
                 return Problems.BadRequest(error!, "The event is not valid");
             }
         }
@@ -47,15 +49,23 @@ public static class EventsApi
         try
         {
             var result = (await log.AppendAsync([e!], cancellationToken))[0];
+            Count(metrics, result.Duplicate ? 0 : 1, result.Duplicate ? 1 : 0);
             return TypedResults.Accepted((string?)null, new EventAccepted(result.EventId, result.Duplicate ? "duplicate" : "accepted"));
         }
         catch (EventLogUnavailableException unavailable)
         {
+            metrics.Rejected("unavailable");
             return Problems.Unavailable(unavailable.Message + " Nothing was accepted.", 1);
         }
     }
 
-    private static async Task<IResult> PostBatch(HttpRequest request, IEventSink log, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
+    private static void Count(AudienceMetrics metrics, int accepted, int duplicates)
+    {
+        metrics.Accepted(accepted);
+        metrics.Duplicates(duplicates);
+    }
+
+    private static async Task<IResult> PostBatch(HttpRequest request, IEventSink log, AudienceMetrics metrics, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadBytesAsync(request, MaxBatchBytes, cancellationToken);
         if (problem is not null)
@@ -71,6 +81,7 @@ public static class EventsApi
 
         if (batch.Error is { } error)
         {
+            metrics.Rejected("invalid");
             return batch.TooLarge ? Problems.TooLarge(error) : Problems.BadRequest(error, "The batch is not valid");
         }
 
@@ -91,6 +102,12 @@ public static class EventsApi
             }
         }
 
+        var rejected = batch.Items.Count - valid.Count;
+        if (rejected > 0)
+        {
+            metrics.Rejected("invalid", rejected);
+        }
+
         if (valid.Count == 0)
         {
             return TypedResults.Problem("No event in the batch is valid; see results.", statusCode: StatusCodes.Status400BadRequest,
@@ -104,9 +121,13 @@ public static class EventsApi
             {
                 results[positions[i]] = new BatchItem(positions[i], appended[i].EventId, appended[i].Duplicate ? "duplicate" : "accepted", null);
             }
+
+            var duplicates = appended.Count(a => a.Duplicate);
+            Count(metrics, appended.Length - duplicates, duplicates);
         }
         catch (EventLogUnavailableException unavailable)
         {
+            metrics.Rejected("unavailable", valid.Count);
             return Problems.Unavailable(unavailable.Message + " Nothing was accepted.", 1);
         }
 

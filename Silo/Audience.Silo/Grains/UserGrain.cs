@@ -287,9 +287,11 @@ public sealed partial class UserGrain(
             // What a due time, a backfill or a query changed: the campaigns not yet evaluated for it are now.
             session.FireCampaigns(await silo.Campaigns.RulesAsync(), silo.Now());
             await silo.Outputs.DeliverAsync(session.Messages, session.Orders, session.Firings);
+            silo.Metrics.Delivered(session.Messages, session.Firings);
             foreach (var deadLetter in session.DeadLetters)
             {
                 LogDeadLetter(deadLetter.Error, UserId);
+                silo.Metrics.DeadLetter();
                 await silo.Outputs.DeadLetterAsync(deadLetter);
             }
 

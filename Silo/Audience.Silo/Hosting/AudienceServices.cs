@@ -204,6 +204,7 @@ public static class AudienceServices
         services.AddSingleton<SegmentIndex>();
         services.AddSingleton<ChangeFeed>();
         services.AddSingleton<NotificationFeed>();
+        services.AddSingleton<AudienceMetrics>();
         services.AddSingleton(sp => new Database(sp.GetRequiredService<SiloOptions>().DataDirectory));
         if (mode.PostgresConnectionString is { } postgres)
         {
@@ -349,7 +350,7 @@ public static class AudienceServices
             o.CollectionAge = options.IdleTimeout;
             o.CollectionQuantum = TimeSpan.FromTicks(Math.Min(TimeSpan.FromMinutes(1).Ticks, options.IdleTimeout.Ticks / 2));
         });
-        services.AddGrainStorage(ProfileGrainStorage.Name, (sp, _) => new ProfileGrainStorage(sp.GetRequiredService<IProfileStore>()));
+        services.AddGrainStorage(ProfileGrainStorage.Name, (sp, _) => new ProfileGrainStorage(sp.GetRequiredService<IProfileStore>(), sp.GetRequiredService<AudienceMetrics>()));
         services.AddPlacementDirector<PartitionPlacement, PartitionPlacementDirector>();
         services.AddSingleton<SiloContext>();
         // The evaluation seam, chosen here once: the index's compiled delegates, or NRules with its rule set

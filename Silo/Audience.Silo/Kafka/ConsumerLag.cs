@@ -64,6 +64,14 @@ public sealed partial class ConsumerLag(IProfileStore store, KafkaOptions option
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
+    /// <summary>Each partition's lag as this Api sees it: the last offset it produced there, minus the partition's checkpoint.</summary>
+    public IEnumerable<System.Diagnostics.Metrics.Measurement<long>> Lags()
+    {
+        var checkpoints = _checkpoints;
+        return [.. _produced.Select(p => new System.Diagnostics.Metrics.Measurement<long>(Math.Max(0, p.Value - checkpoints.GetValueOrDefault(p.Key)),
+            new KeyValuePair<string, object?>("partition", p.Key)))];
+    }
+
     private void Evaluate()
     {
         var checkpoints = _checkpoints;

@@ -91,7 +91,7 @@ public sealed partial class PartitionReader
                 // A grain lost events it had applied and not written (its activation ended, and its last write
                 // failed): every other grain still holds what it applied, and skips it when it comes again.
                 LogReadingAgain(_partition, Checkpoint, e.UserId);
-                _unwritten.Clear();
+                ForgetUnwritten();
                 await Task.Delay(backoff, stopping).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
             }
@@ -223,8 +223,14 @@ public sealed partial class PartitionReader
             pending = failed;
         }
 
-        _unwritten.Clear();
+        ForgetUnwritten();
         await MoveCheckpoint(position, cancellation).ConfigureAwait(false);
+    }
+
+    private void ForgetUnwritten()
+    {
+        _silo.Metrics.WriteBehind(-_unwritten.Count);
+        _unwritten.Clear();
     }
 
     private Task<bool> Write(string userId, long appliedThrough)
@@ -249,6 +255,7 @@ public sealed partial class PartitionReader
             if (entry.DeadLetter is { } deadLetter)
             {
                 LogDeadLetter(_partition, entry.Seq, deadLetter.Error);
+                _silo.Metrics.DeadLetter();
                 await Retry(async () =>
                 {
                     await _silo.Outputs.DeadLetterAsync(deadLetter).ConfigureAwait(false);
@@ -336,7 +343,14 @@ public sealed partial class PartitionReader
                 throw new ProfileStateLostException(users[i].Key);
             }
 
-            _unwritten[users[i].Key] = users[i].Value[^1].Seq;
+            if (_unwritten.TryAdd(users[i].Key, users[i].Value[^1].Seq))
+            {
+                _silo.Metrics.WriteBehind(1);
+            }
+            else
+            {
+                _unwritten[users[i].Key] = users[i].Value[^1].Seq;
+            }
         }
     }
 
@@ -377,6 +391,7 @@ public sealed partial class PartitionReader
             var message = new DeadLetterMessage($"The event could not be applied: {error.Message}", topic, _partition, logged.Seq - 1, e.UserId,
                 System.Text.Json.JsonSerializer.Serialize(e, SiloJsonContext.Default.UserEvent), _silo.Time.GetUtcNow());
             LogDeadLetter(_partition, logged.Seq, message.Error);
+            _silo.Metrics.DeadLetter();
             await Retry(async () =>
             {
                 await _silo.Outputs.DeadLetterAsync(message).ConfigureAwait(false);
@@ -485,7 +500,10 @@ public sealed partial class PartitionReader
         {
             var campaigns = await _silo.Campaigns.RulesAsync().ConfigureAwait(false);
             sessions.ForEach(s => s.FireCampaigns(campaigns, now));
-            await _silo.Outputs.DeliverAsync([.. sessions.SelectMany(s => s.Messages)], [], [.. sessions.SelectMany(s => s.Firings)]).ConfigureAwait(false);
+            List<MembershipChangeMessage> changes = [.. sessions.SelectMany(s => s.Messages)];
+            List<Campaigns.CampaignFiring> firings = [.. sessions.SelectMany(s => s.Firings)];
+            await _silo.Outputs.DeliverAsync(changes, [], firings).ConfigureAwait(false);
+            _silo.Metrics.Delivered(changes, firings);
             var writes = sessions.Select(s => s.TakeWrite(_partition, now)).ToList();
             var generations = await store.WriteAsync(writes, stopping).ConfigureAwait(false);
             for (var i = 0; i < writes.Count; i++)
@@ -499,6 +517,7 @@ public sealed partial class PartitionReader
 
         await Task.WhenAll(grainCalls).ConfigureAwait(false);
         job.Change.Progress.Add(page.Count);
+        _silo.Metrics.Backfilled(page.Count);
         if (page.Count < pageSize)
         {
             _backfills.Dequeue();

@@ -9,8 +9,10 @@ namespace Audience.Silo.Processing;
 /// <summary>What user grains and backfills share: the segments and their engine, the profile store, the outputs, the campaigns and the clock.</summary>
 public sealed class SiloContext(SegmentIndex index, ISegmentEngine engine, IProfileStore store, ISiloOutputs outputs, SiloOptions options,
     [Microsoft.Extensions.DependencyInjection.FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time,
-    Campaigns.CampaignService campaigns)
+    Campaigns.CampaignService campaigns, AudienceMetrics metrics)
 {
+    public AudienceMetrics Metrics => metrics;
+
     public Campaigns.CampaignService Campaigns => campaigns;
 
     public SegmentIndex Index => index;

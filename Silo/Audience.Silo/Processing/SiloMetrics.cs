@@ -21,8 +21,9 @@ public sealed class SiloMetrics : IDisposable
     private long _grainCallCount;
     private long _remoteCallCount;
 
-    public SiloMetrics()
+    public SiloMetrics(ActiveUsers active)
     {
+        _meter.CreateObservableGauge("audience_grains_active", () => active.Count, description: "User grains active on this silo");
         _events = _meter.CreateCounter<long>("audience_events_applied", description: "Events delivered to user grains");
         _grainCalls = _meter.CreateCounter<long>("audience_grain_calls", description: "Calls from partition readers to user grains");
         _remoteCalls = _meter.CreateCounter<long>("audience_grain_calls_remote", description: "Reader calls that reached a user grain on another silo");

@@ -15,12 +15,14 @@ public sealed class ProfileGrainStorage : IGrainStorage, IAsyncDisposable
     public const string Name = "profiles";
 
     private readonly IProfileStore _store;
+    private readonly Processing.AudienceMetrics _metrics;
     private readonly Batcher<string, ProfileRecord?> _reads;
     private readonly Batcher<ProfileWrite, long> _writes;
 
-    public ProfileGrainStorage(IProfileStore store)
+    public ProfileGrainStorage(IProfileStore store, Processing.AudienceMetrics metrics)
     {
         _store = store;
+        _metrics = metrics;
         _reads = new Batcher<string, ProfileRecord?>(ReadMany, maxBatch: 1_000, concurrency: 2);
         // One writer for SQLite (it has one anyway); two for a server, so one batch commits while the next is built.
         _writes = new Batcher<ProfileWrite, long>(WriteMany, maxBatch: 2_000, concurrency: store.Kind == "embedded" ? 1 : 2);
@@ -28,11 +30,12 @@ public sealed class ProfileGrainStorage : IGrainStorage, IAsyncDisposable
 
     private async Task<IReadOnlyList<ProfileRecord?>> ReadMany(IReadOnlyList<string> userIds)
     {
-        var found = await _store.ReadManyAsync([.. userIds.Distinct(StringComparer.Ordinal)]).ConfigureAwait(false);
+        var found = await _metrics.Store(_store.Kind, "read", () => _store.ReadManyAsync([.. userIds.Distinct(StringComparer.Ordinal)])).ConfigureAwait(false);
         return [.. userIds.Select(found.GetValueOrDefault)];
     }
 
-    private async Task<IReadOnlyList<long>> WriteMany(IReadOnlyList<ProfileWrite> writes) => await _store.WriteAsync(writes).ConfigureAwait(false);
+    private async Task<IReadOnlyList<long>> WriteMany(IReadOnlyList<ProfileWrite> writes) =>
+        await _metrics.Store(_store.Kind, "write", () => _store.WriteAsync(writes)).ConfigureAwait(false);
 
     public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => ReadStateAsync(stateName, grainId, grainState, default);
 
