@@ -27,10 +27,15 @@ public sealed class KeyedAudience : IDisposable
         Add(settings, 2, "operator", AdminKey, ["admin"]);
         Add(settings, 3, "limited", LimitedKey, ["ingest"]);
         settings["Security:ApiKeys:3:RequestsPerSecond"] = "2";
-        Factory = new AudienceFactory(settings);
+        settings["Security:Cors:Origins:0"] = "https://app.example.com";
+        // Everything ASP.NET Core logs, authentication's debug lines included, goes to Logs.
+        settings["Logging:LogLevel:Microsoft.AspNetCore"] = "Trace";
+        Factory = new AudienceFactory(settings, services => services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(Logs));
     }
 
     public AudienceFactory Factory { get; }
+
+    public CapturedLogs Logs { get; } = new();
 
     public static string Sha256(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
@@ -56,6 +61,38 @@ public sealed class KeyedAudience : IDisposable
         {
             settings[at + "Scopes:" + i] = scopes[i];
         }
+    }
+}
+
+/// <summary>Every log line, with its properties and exception, as text.</summary>
+public sealed class CapturedLogs : Microsoft.Extensions.Logging.ILoggerProvider
+{
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+    public IReadOnlyCollection<string> Lines => _lines;
+
+    public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(CapturedLogs logs, string category) : Microsoft.Extensions.Logging.ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull
+        {
+            logs._lines.Enqueue($"{category} scope: {Describe(state)}");
+            return null;
+        }
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            logs._lines.Enqueue($"{category} {eventId.Id}: {formatter(state, exception)} {Describe(state)} {exception}");
+
+        private static string Describe(object? state) =>
+            state is IEnumerable<KeyValuePair<string, object?>> pairs ? string.Join("; ", pairs.Select(p => $"{p.Key}={p.Value}")) : $"{state}";
     }
 }
 
@@ -207,6 +244,44 @@ public sealed class KeysTests(KeyedAudience audience) : IClassFixture<KeyedAudie
         }
     }
 
+    [Fact]
+    public async Task Keys_AreNeverLogged()
+    {
+        var keys = new[] { KeyedAudience.IngestKey, KeyedAudience.ReadKey, KeyedAudience.AdminKey, "a-wrong-key-3e8d" };
+        foreach (var key in keys)
+        {
+            using var http = audience.Client(key);
+            using var posted = await http.PostJson("/api/events", Event);
+            using var read = await http.GetAsync("/api/segments");
+        }
+
+        Assert.Contains(audience.Logs.Lines, l => l.Contains("not known", StringComparison.Ordinal));
+        Assert.All(audience.Logs.Lines, line => Assert.DoesNotContain(keys, key => line.Contains(key, StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Cors_ConfiguredOrigin_IsAnsweredBeforeAnyKey_AndOthersAreNot()
+    {
+        using var http = audience.Client(null);
+
+        using var allowed = await http.SendAsync(Preflight("https://app.example.com"));
+        using var other = await http.SendAsync(Preflight("https://evil.example.net"));
+
+        Assert.Equal(HttpStatusCode.NoContent, allowed.StatusCode);
+        Assert.Equal("https://app.example.com", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        Assert.Contains("X-API-Key", string.Join(",", allowed.Headers.GetValues("Access-Control-Allow-Headers")), StringComparison.OrdinalIgnoreCase);
+        Assert.False(other.Headers.Contains("Access-Control-Allow-Origin"));
+
+        static HttpRequestMessage Preflight(string origin)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Options, "/api/events");
+            request.Headers.Add("Origin", origin);
+            request.Headers.Add("Access-Control-Request-Method", "POST");
+            request.Headers.Add("Access-Control-Request-Headers", "x-api-key,content-type");
+            return request;
+        }
+    }
+
     [Theory]
     [InlineData("/health/live")]
     [InlineData("/health/ready")]
@@ -329,7 +404,9 @@ public sealed class StreamBoundTests
 
         using var refused = await http.GetAsync("/api/notifications", HttpCompletionOption.ResponseHeadersRead);
         using var ready = await http.GetAsync("/health/ready");
-        using var segments = await http.GetAsync("/api/segments");
+        using var segmentsRequest = new HttpRequestMessage(HttpMethod.Get, "/api/segments");
+        segmentsRequest.Headers.Add("Origin", "https://app.example.com");
+        using var segments = await http.SendAsync(segmentsRequest);
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
@@ -337,6 +414,7 @@ public sealed class StreamBoundTests
         Assert.Contains("Security:MaxStreamSubscribers", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         Assert.Equal(HttpStatusCode.OK, segments.StatusCode);
+        Assert.False(segments.Headers.Contains("Access-Control-Allow-Origin"), "no CORS headers unless origins are configured");
 
         // A stream that closes gives its place back.
         open[0].Dispose();
