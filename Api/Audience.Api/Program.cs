@@ -1,3 +1,4 @@
+using Audience.Api.Access;
 using Audience.Api.Features;
 using Audience.Rules.Indexing;
 using Audience.Rules.Profiles;
@@ -19,6 +20,12 @@ if (AudienceMode.ReadOrReport(builder.Configuration, siloProcess: false, Console
     return 2;
 }
 
+if (SecurityOptions.ReadOrReport(builder.Configuration, Console.Error) is not { } security)
+{
+    return 2;
+}
+
+builder.AddAudienceAccess(security);
 builder.Services.AddAudienceCore(builder.Configuration, mode);
 if (mode.IsKafka)
 {
@@ -89,6 +96,9 @@ app.UseSwaggerUI(ui =>
     ui.SwaggerEndpoint("/openapi/v1.json", "Audience API");
     ui.RoutePrefix = "swagger";
 });
+// Keys, scopes and rate limits for /api; /health/*, /openapi/* and /swagger ask for none (their endpoints carry no
+// policy, and Swagger UI answers before this).
+app.UseAudienceAccess();
 
 // Embedded: a faulted event log (its disk failed) takes no events until the process restarts, so the process stops
 // itself (exit code 1) for its supervisor to restart it, and is not live meanwhile.

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Audience.Api.Access;
 using Audience.Silo.Campaigns;
 using Audience.Silo.Contracts;
 using Audience.Silo.Processing;
@@ -17,18 +18,22 @@ public static partial class CampaignsApi
 
     public static RouteGroupBuilder MapCampaignsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/api/campaigns").WithTags("Campaigns");
+        var group = routes.MapGroup("/api/campaigns").WithTags("Campaigns").RequireAuthorization(AccessScopes.Read);
         group.MapPost("/", Create).WithName("CreateCampaign").Accepts<JsonElement>("application/json")
-            .WithSummary("Create a campaign on a segment: a notification per user who enters (on_enter) or leaves (on_exit) it.");
+            .WithSummary("Create a campaign on a segment: a notification per user who enters (on_enter) or leaves (on_exit) it.")
+            .Authoring();
         group.MapGet("/", List).WithName("ListCampaigns");
         group.MapGet("/{id}", Get).WithName("GetCampaign");
-        group.MapPut("/{id}", Update).WithName("UpdateCampaign").Accepts<JsonElement>("application/json");
-        group.MapDelete("/{id}", Delete).WithName("DeleteCampaign");
+        group.MapPut("/{id}", Update).WithName("UpdateCampaign").Accepts<JsonElement>("application/json")
+            .Authoring();
+        group.MapDelete("/{id}", Delete).WithName("DeleteCampaign")
+            .Authoring();
         group.MapGet("/{id}/notifications", Notifications).WithName("CampaignNotifications")
             .WithSummary("The notifications the campaign recorded, oldest first; ?after= the last seq seen.");
         group.MapGet("/{id}/stats", Stats).WithName("CampaignStats");
         routes.MapGet("/api/notifications", Stream).WithTags("Campaigns").WithName("StreamNotifications")
-            .WithSummary("Server-Sent Events: one 'notification' event per notification sent; ?campaignId= filters.");
+            .WithSummary("Server-Sent Events: one 'notification' event per notification sent; ?campaignId= filters.")
+            .RequireAuthorization(AccessScopes.Read);
         return group;
     }
 

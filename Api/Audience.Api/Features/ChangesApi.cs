@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Audience.Api.Access;
 using Audience.Silo.Contracts;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
@@ -16,7 +17,8 @@ public static class ChangesApi
 
     public static RouteHandlerBuilder MapChangesApi(this IEndpointRouteBuilder routes) =>
         routes.MapGet("/api/changes", Stream).WithTags("Changes").WithName("StreamChanges")
-            .WithSummary("Server-Sent Events: one 'membership' event per entry or exit; ?segmentId= filters.");
+            .WithSummary("Server-Sent Events: one 'membership' event per entry or exit; ?segmentId= filters.")
+            .RequireAuthorization(AccessScopes.Read);
 
     private static Task<IResult> Stream(HttpContext context, ChangeFeed feed, SegmentService segments, string? segmentId = null) =>
         segmentId is not null && segments.Get(segmentId) is null
@@ -28,6 +30,26 @@ public static class ChangesApi
     /// a reader that falls behind the feed's buffer is told how many <paramref name="noun"/> it missed.
     /// </summary>
     internal static async Task<IResult> StreamFeed<T>(HttpContext context, LiveFeed<T> feed, string? key, string noun)
+    {
+        var subscribers = context.RequestServices.GetRequiredService<StreamSubscribers>();
+        if (!subscribers.TryEnter())
+        {
+            return Problems.Unavailable(
+                $"{subscribers.Max} live streams (/api/changes and /api/notifications together) are open, the most this process serves (Security:MaxStreamSubscribers).",
+                retryAfterSeconds: 5);
+        }
+
+        try
+        {
+            return await StreamOpen(context, feed, key, noun);
+        }
+        finally
+        {
+            subscribers.Leave();
+        }
+    }
+
+    private static async Task<IResult> StreamOpen<T>(HttpContext context, LiveFeed<T> feed, string? key, string noun)
     {
         var aborted = context.RequestAborted;
         // A subscriber that stops reading should block its stream soon, not after the kernel buffered megabytes

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Audience.Api.Access;
 using Audience.Silo;
 using Audience.Silo.Contracts;
 using Audience.Silo.Hosting;
@@ -15,7 +16,8 @@ public static class EventsApi
 
     public static RouteGroupBuilder MapEventsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/api/events").WithTags("Events");
+        var group = routes.MapGroup("/api/events").WithTags("Events")
+            .RequireAuthorization(AccessScopes.Ingest).RequireRateLimiting(AccessServices.PerKeyLimit);
         group.MapPost("/", PostEvent).WithName("PostEvent")
             .Accepts<JsonElement>("application/json")
             .WithSummary("Accept one event; 202 once it is durable.");

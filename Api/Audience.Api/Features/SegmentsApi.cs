@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Audience.Api.Access;
 using Audience.Silo.Grains;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
@@ -15,15 +16,19 @@ public static class SegmentsApi
 
     public static RouteGroupBuilder MapSegmentsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/api/segments").WithTags("Segments");
+        var group = routes.MapGroup("/api/segments").WithTags("Segments").RequireAuthorization(AccessScopes.Read);
         group.MapPost("/", Create).WithName("CreateSegment").Accepts<JsonElement>("application/json")
-            .WithSummary("Create a segment; its rule is checked, stored, and applied to existing profiles.");
+            .WithSummary("Create a segment; its rule is checked, stored, and applied to existing profiles.")
+            .Authoring();
         group.MapPost("/preview", Preview).WithName("PreviewSegment").Accepts<JsonElement>("application/json")
-            .WithSummary("What a draft rule would do over the stored profiles (matches, a sample, who would enter and leave); nothing is saved.");
+            .WithSummary("What a draft rule would do over the stored profiles (matches, a sample, who would enter and leave); nothing is saved.")
+            .Authoring();
         group.MapGet("/", List).WithName("ListSegments");
         group.MapGet("/{id}", Get).WithName("GetSegment");
-        group.MapPut("/{id}", Update).WithName("UpdateSegment").Accepts<JsonElement>("application/json");
-        group.MapDelete("/{id}", Delete).WithName("DeleteSegment");
+        group.MapPut("/{id}", Update).WithName("UpdateSegment").Accepts<JsonElement>("application/json")
+            .Authoring();
+        group.MapDelete("/{id}", Delete).WithName("DeleteSegment")
+            .Authoring();
         group.MapGet("/{id}/members", Members).WithName("SegmentMembers");
         group.MapGet("/{id}/size", Size).WithName("SegmentSize");
         group.MapGet("/{id}/explain/{userId}", Explain).WithName("ExplainMembership");

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Audience.Api.Access;
 using Audience.Silo.Grains;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
@@ -10,7 +11,7 @@ public static class UsersApi
 {
     public static RouteGroupBuilder MapUsersApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/api/users/{userId}").WithTags("Users");
+        var group = routes.MapGroup("/api/users/{userId}").WithTags("Users").RequireAuthorization(AccessScopes.Read);
         group.MapGet("/profile", Profile).WithName("GetProfile");
         group.MapGet("/segments", Segments).WithName("GetUserSegments");
         group.MapGet("/history", History).WithName("GetUserHistory");
