@@ -1,5 +1,6 @@
 using Audience.Api.Access;
 using Audience.Api.Features;
+using Audience.Api.Health;
 using Audience.Rules.Indexing;
 using Audience.Rules.Profiles;
 using Audience.Silo;
@@ -64,6 +65,7 @@ builder.Services.AddExceptionHandler(options =>
     };
 });
 builder.Services.AddOpenApi();
+builder.Services.AddReadiness(mode);
 // Metrics: the service's series (docs/operations.md), Orleans', ASP.NET Core's and the runtime's, in Prometheus' text at
 // /metrics, and over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 var telemetry = builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
@@ -109,27 +111,7 @@ app.MapGet("/health/live", () => eventLog?.Fault is { } fault
         ? Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not live")
         : Results.Ok(new { status = "live" }))
     .WithTags("Health");
-app.MapGet("/health/ready", (IServiceProvider services, SegmentService segments) =>
-    {
-        // Segments are loaded before anything can resolve SegmentService; what remains is the way events go in.
-        if (mode.IsKafka)
-        {
-            return services.GetRequiredService<KafkaEventSink>().CanReachBroker(TimeSpan.FromSeconds(2))
-                ? Results.Ok(new { status = "ready", mode = "kafka", segments = segments.List().Count })
-                : Results.Problem("Kafka does not answer.", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
-        }
-
-        if (eventLog?.Fault is { } fault)
-        {
-            return Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
-        }
-
-        var supervisor = services.GetRequiredService<PartitionSupervisor>();
-        return supervisor.Ready
-            ? Results.Ok(new { status = "ready", mode = "embedded", segments = segments.List().Count, activeUsers = services.GetRequiredService<ActiveUsers>().Count })
-            : Results.Problem("The Silo is starting.", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready");
-    })
-    .WithTags("Health");
+app.MapReadiness(mode);
 app.MapEventsApi();
 app.MapSegmentsApi();
 app.MapUsersApi();

@@ -100,6 +100,13 @@ public sealed class KafkaModeTests : IDisposable
     {
         using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
         using var api = new AudienceFactory(Settings);
+        // Readiness covers the broker, PostgreSQL, the profile store and the silos, each healthy once the silo is up.
+        await Http.Eventually(async () =>
+        {
+            var ready = await (await api.Http.GetAsync("/health/ready")).Json();
+            return ready.ValueKind == JsonValueKind.Object && ready.GetProperty("status").GetString() == "ready"
+                && new[] { "kafka", "postgres", "profile-store", "silos" }.All(c => ready.GetProperty("checks").GetProperty(c).GetProperty("status").GetString() == "healthy");
+        }, "every readiness check is healthy", 60_000);
         var segmentId = await api.Http.CreateSegment(new { name = "VIP", rule = "totalSpent > 1000" });
         var created = await api.Http.PostJson("/api/campaigns", $$"""
             {"name": "VIP welcome", "segmentId": "{{segmentId}}", "type": "email", "trigger": "on_enter",

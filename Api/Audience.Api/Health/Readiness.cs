@@ -1,0 +1,146 @@
+using System.Text.Json;
+using Audience.Silo.Hosting;
+using Audience.Silo.Kafka;
+using Audience.Silo.Processing;
+using Audience.Silo.Segments;
+using Audience.Silo.Storage;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Audience.Api.Health;
+
+/// <summary>
+/// Readiness (<c>/health/ready</c>) as health checks, each answering from state kept up to date elsewhere, so a probe
+/// costs no blocking call: the event log and the silo (embedded), the broker (a background probe every few seconds),
+/// the silo cluster (Kafka mode: degraded, not unready, while no silo is up, since events are still taken), PostgreSQL
+/// (a query, through AspNetCore.HealthChecks.NpgSql) and the profile store (its checkpoints, with a timeout).
+/// Liveness (<c>/health/live</c>) stays apart and cheap.
+/// </summary>
+public static class Readiness
+{
+    public const string Tag = "ready";
+
+    public static IServiceCollection AddReadiness(this IServiceCollection services, AudienceMode mode)
+    {
+        var checks = services.AddHealthChecks()
+            .AddCheck<ProfileStoreCheck>("profile-store", tags: [Tag]);
+        if (mode.IsKafka)
+        {
+            services.AddSingleton<BrokerProbe>();
+            services.AddHostedService(sp => sp.GetRequiredService<BrokerProbe>());
+            checks.AddCheck<BrokerProbe>("kafka", tags: [Tag])
+                .AddCheck<ClusterCheck>("silos", tags: [Tag])
+                .AddNpgSql(mode.PostgresConnectionString!, name: "postgres", tags: [Tag], timeout: TimeSpan.FromSeconds(2));
+        }
+        else
+        {
+            checks.AddCheck<EmbeddedSiloCheck>("silo", tags: [Tag]);
+        }
+
+        return services;
+    }
+
+    public static IEndpointConventionBuilder MapReadiness(this IEndpointRouteBuilder routes, AudienceMode mode) =>
+        routes.MapHealthChecks("/health/ready", new HealthCheckOptions
+        {
+            Predicate = check => check.Tags.Contains(Tag),
+            ResultStatusCodes =
+            {
+                [HealthStatus.Healthy] = StatusCodes.Status200OK,
+                [HealthStatus.Degraded] = StatusCodes.Status200OK,
+                [HealthStatus.Unhealthy] = StatusCodes.Status503ServiceUnavailable,
+            },
+            ResponseWriter = (context, report) => Write(context, report, mode),
+        }).WithTags("Health");
+
+    /// <summary><c>{status: ready|degraded|not ready, mode, segments, checks: {name: {status, description}}}</c>.</summary>
+    private static Task Write(HttpContext context, HealthReport report, AudienceMode mode)
+    {
+        var services = context.RequestServices;
+        var body = new Dictionary<string, object?>
+        {
+            ["status"] = report.Status switch { HealthStatus.Healthy => "ready", HealthStatus.Degraded => "degraded", _ => "not ready" },
+            ["mode"] = mode.IsKafka ? "kafka" : "embedded",
+            ["segments"] = services.GetRequiredService<SegmentService>().List().Count,
+            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString().ToLowerInvariant(), description = e.Value.Description }),
+        };
+        if (!mode.IsKafka)
+        {
+            body["activeUsers"] = services.GetRequiredService<ActiveUsers>().Count;
+        }
+
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body));
+    }
+}
+
+/// <summary>Embedded: the event log takes events and the silo's readers run.</summary>
+public sealed class EmbeddedSiloCheck(EventLog log, PartitionSupervisor supervisor) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(log.Fault is { } fault
+            ? HealthCheckResult.Unhealthy($"The event log cannot store events: {fault}")
+            : supervisor.Ready ? HealthCheckResult.Healthy("The silo reads every partition.") : HealthCheckResult.Unhealthy("The Silo is starting."));
+}
+
+/// <summary>Kafka mode: whether this Api is connected to the silos' cluster (queries need it; events do not).</summary>
+public sealed class ClusterCheck(RemoteCluster cluster) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(cluster.Connected
+            ? HealthCheckResult.Healthy("Connected to the silos.")
+            : HealthCheckResult.Degraded("No silo is reachable yet: events are taken, queries answer 503."));
+}
+
+/// <summary>The profile store answers (its partitions' checkpoints, a small read) within two seconds.</summary>
+public sealed class ProfileStoreCheck(IProfileStore store) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await store.CheckpointsAsync(timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
+            return HealthCheckResult.Healthy($"The {store.Kind} profile store answers.");
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return HealthCheckResult.Unhealthy($"The {store.Kind} profile store does not answer: {e.Message}");
+        }
+    }
+}
+
+/// <summary>
+/// Kafka mode: asks the broker for metadata every few seconds in the background (librdkafka's metadata call blocks), so
+/// that a readiness probe only reads the last answer; unhealthy until the first one.
+/// </summary>
+public sealed partial class BrokerProbe(KafkaEventSink sink, ILogger<BrokerProbe> logger) : BackgroundService, IHealthCheck
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(3);
+    private volatile string? _problem = "The broker has not answered yet.";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_problem is { } problem ? HealthCheckResult.Unhealthy(problem) : HealthCheckResult.Healthy("Kafka answers."));
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Interval);
+        do
+        {
+            // On a pool thread: the call blocks for up to its timeout when the broker is away.
+            var reachable = await Task.Run(() => sink.CanReachBroker(TimeSpan.FromSeconds(2)), stoppingToken).ConfigureAwait(false);
+            var problem = reachable ? null : "Kafka does not answer.";
+            if (problem != _problem)
+            {
+                LogChanged(problem ?? "Kafka answers again.");
+            }
+
+            _problem = problem;
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Readiness: {State}")]
+    private partial void LogChanged(string state);
+}
