@@ -10,6 +10,7 @@ namespace Audience.Api.Tests;
 /// odd paths and query strings. None may get a 5xx or hang, and afterwards the service is ready and takes a normal
 /// event. New endpoints join by adding a generator to <see cref="Endpoints"/>, not a new fuzz test.
 /// </summary>
+[Collection(AloneCollection.Name)]
 public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<AudienceFactory>
 {
     private const int Requests = 3_200;
@@ -371,4 +372,15 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
             return new HttpRequestMessage(method, path) { Content = content };
         }
     }
+}
+
+/// <summary>
+/// Tests that measure the process, such as the fuzz test's bound on the managed heap, run while no other test class
+/// does: the heap is the whole test process's, and services of tests running beside would grow it (a run measured
+/// 298 MB before and 385 MB after, where the fuzz alone grows it by about 13 MB).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class AloneCollection
+{
+    public const string Name = "Alone in the process";
 }
