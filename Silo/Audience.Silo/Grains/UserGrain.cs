@@ -116,7 +116,9 @@ public sealed partial class UserGrain(
         _session.EvaluateIfStale(now);
         try
         {
-            // Campaigns are evaluated after each event, on the profile as that event left it.
+            // Campaigns are evaluated after each change's cause, on the profile as it left it: the re-evaluation
+            // after a segment change first, then each event.
+            _session.FireCampaigns(campaigns, now);
             foreach (var e in batch.Events)
             {
                 _session.Apply(e, batch.Topic, batch.Partition, now);
