@@ -120,6 +120,7 @@ public sealed class CampaignRules : IDisposable
         _conditions = conditions;
         Stamp = stamp;
         _listening = [.. campaigns.Where(c => c.FiresOnChanges).Select(c => (c.SegmentId, c.Trigger == Campaign.OnEnter))];
+        LongestPeriodMs = campaigns.SelectMany(c => c.Caps).Select(c => c.PeriodMs).DefaultIfEmpty(0).Max();
     }
 
     public static CampaignRules Empty { get; } = new([], [], [], string.Empty);
@@ -134,7 +135,7 @@ public sealed class CampaignRules : IDisposable
     public long? VersionOf(string campaignId) => Campaigns.FirstOrDefault(c => c.Id == campaignId)?.Version;
 
     /// <summary>The longest cap period of the set: sends older than that no longer count.</summary>
-    public long LongestPeriodMs => Campaigns.SelectMany(c => c.Caps).Select(c => c.PeriodMs).DefaultIfEmpty(0).Max();
+    public long LongestPeriodMs { get; }
 
     /// <summary>Compiles the rule set; <paramref name="compile"/> turns a condition into a predicate over the profile.</summary>
     public static CampaignRules Build(IEnumerable<CampaignRecord> all, Func<string, CompiledRule> compile, string stamp)

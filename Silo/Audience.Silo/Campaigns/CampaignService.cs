@@ -52,8 +52,7 @@ public sealed partial class CampaignService(ICampaignStore store, SegmentService
     public async Task<List<CampaignRecord>> ListAsync(CancellationToken cancellationToken = default) =>
         await store.AllAsync(cancellationToken).ConfigureAwait(false);
 
-    public async Task<CampaignRecord?> GetAsync(string id, CancellationToken cancellationToken = default) =>
-        (await store.AllAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == id);
+    public Task<CampaignRecord?> GetAsync(string id, CancellationToken cancellationToken = default) => store.FindAsync(id, cancellationToken);
 
     public async Task<CampaignResult> CreateAsync(CampaignDraft draft, CancellationToken cancellationToken = default)
     {

@@ -40,6 +40,8 @@ public interface ICampaignStore
 {
     Task<List<CampaignRecord>> AllAsync(CancellationToken cancellationToken = default);
 
+    Task<CampaignRecord?> FindAsync(string id, CancellationToken cancellationToken = default);
+
     /// <summary>Changes whenever a campaign is created, changed or deleted: cheap, for processes that poll.</summary>
     Task<string> StampAsync(CancellationToken cancellationToken = default);
 
@@ -103,11 +105,15 @@ internal static class CampaignRows
 /// <summary>Campaigns and notifications in the embedded database.</summary>
 public sealed class EmbeddedCampaignStore(Database database) : ICampaignStore
 {
-    public Task<List<CampaignRecord>> AllAsync(CancellationToken cancellationToken = default)
+    public Task<List<CampaignRecord>> AllAsync(CancellationToken cancellationToken = default) => Task.FromResult(Select("ORDER BY created_at, id"));
+
+    public Task<CampaignRecord?> FindAsync(string id, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Select("WHERE id = $id", ("$id", id)).SingleOrDefault());
+
+    private List<CampaignRecord> Select(string rest, params (string Name, object? Value)[] parameters)
     {
         using var connection = database.Open();
-        return Task.FromResult(Database.Query(connection, $"SELECT {CampaignRows.Columns} FROM campaigns ORDER BY created_at, id",
-            r => CampaignRows.Read(r, (x, i) => x.GetInt64(i))));
+        return Database.Query(connection, $"SELECT {CampaignRows.Columns} FROM campaigns {rest}", r => CampaignRows.Read(r, (x, i) => x.GetInt64(i)), parameters);
     }
 
     public Task<string> StampAsync(CancellationToken cancellationToken = default)
@@ -236,18 +242,29 @@ public sealed class PostgresCampaignStore(PostgresDatabase database) : ICampaign
 
     private static DateTime? Time(long? ms) => ms is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v).UtcDateTime : null;
 
-    public async Task<List<CampaignRecord>> AllAsync(CancellationToken cancellationToken = default)
+    public Task<List<CampaignRecord>> AllAsync(CancellationToken cancellationToken = default) => SelectAsync("ORDER BY created_at, id", null, cancellationToken);
+
+    public async Task<CampaignRecord?> FindAsync(string id, CancellationToken cancellationToken = default) =>
+        (await SelectAsync("WHERE id = @id", id, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    /// <summary>Campaigns, <paramref name="rest"/> the query's end (its <c>@id</c>, if any, is <paramref name="id"/>).</summary>
+    private async Task<List<CampaignRecord>> SelectAsync(string rest, string? id, CancellationToken cancellationToken)
     {
         await using var connection = await database.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand($"SELECT {CampaignRows.Columns.Replace("content", "content::text").Replace("caps", "caps::text")} FROM campaigns ORDER BY created_at, id", connection);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var all = new List<CampaignRecord>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var command = new NpgsqlCommand($"SELECT {CampaignRows.Columns.Replace("content", "content::text").Replace("caps", "caps::text")} FROM campaigns {rest}", connection);
+        if (id is not null)
         {
-            all.Add(CampaignRows.Read(reader, Ms));
+            command.Parameters.AddWithValue("id", id);
         }
 
-        return all;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var found = new List<CampaignRecord>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            found.Add(CampaignRows.Read(reader, Ms));
+        }
+
+        return found;
     }
 
     public async Task<string> StampAsync(CancellationToken cancellationToken = default)

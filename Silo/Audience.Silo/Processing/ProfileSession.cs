@@ -289,9 +289,9 @@ public sealed class ProfileSession
             return;
         }
 
-        var changes = Messages.GetRange(_campaignsSeen, Messages.Count - _campaignsSeen);
         if (rules.Campaigns.Count > 0)
         {
+            var changes = Messages.GetRange(_campaignsSeen, Messages.Count - _campaignsSeen);
             Fired(rules, changes.Max(c => c.Timestamp.ToUnixTimeMilliseconds()), sends => rules.Evaluate(changes, State.Profile, sends, now));
         }
 
