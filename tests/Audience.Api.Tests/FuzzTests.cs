@@ -375,9 +375,10 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
 }
 
 /// <summary>
-/// Tests that measure the process, such as the fuzz test's bound on the managed heap, run while no other test class
-/// does: the heap is the whole test process's, and services of tests running beside would grow it (a run measured
-/// 298 MB before and 385 MB after, where the fuzz alone grows it by about 13 MB).
+/// Tests that measure the process or the machine run while no other test class does: the fuzz test's bound on the
+/// managed heap (the heap is the whole test process's, and services of tests running beside would grow it: a run
+/// measured 298 MB before and 385 MB after, where the fuzz alone grows it by about 13 MB), and the load tool's smoke
+/// run with its p99 threshold (a fresh clone's run missed it once while the other classes loaded the two cores).
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class AloneCollection

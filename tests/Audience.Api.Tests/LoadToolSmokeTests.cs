@@ -4,6 +4,7 @@ using Audience.LoadTests;
 namespace Audience.Api.Tests;
 
 /// <summary>A few seconds of the load-test tool at a low rate against the embedded service, so the tool keeps working.</summary>
+[Collection(AloneCollection.Name)]
 public sealed class LoadToolSmokeTests : IClassFixture<AudienceFactory>
 {
     private readonly AudienceFactory _service;
