@@ -172,14 +172,16 @@ public sealed class CampaignsApiTests(AudienceFactory factory) : IClassFixture<A
     [Fact]
     public async Task Draft_and_paused_campaigns_do_not_fire_and_an_update_makes_one_active()
     {
-        var segmentId = await _http.CreateSegment(new { name = "drafted", rule = "totalSpent > 10" });
+        // A plan of this test's own: users of the other tests, entering by the segment's backfill, would be notified too.
+        var plan = Unique("plan");
+        var segmentId = await _http.CreateSegment(new { name = "drafted", rule = $"traits.plan == \"{plan}\"" });
         var campaign = await CreateCampaign($$"""{"name": "later", "segmentId": "{{segmentId}}", "type": "email", "content": {"template": "t"} }""");
         var id = campaign.GetProperty("id").GetString()!;
         Assert.Equal("draft", campaign.GetProperty("status").GetString());
         Assert.False(campaign.GetProperty("live").GetBoolean());
 
         var early = Unique("early");
-        await _http.Send(early, "purchase", new { amount = 50 });
+        await _http.Send(early, "identify", new { plan });
         await Http.Eventually(async () => (await _http.SegmentsOf(early)).Contains(segmentId), "the early user enters");
 
         var updated = await _http.PutJson($"/api/campaigns/{id}", $$"""{"name": "now", "segmentId": "{{segmentId}}", "type": "email", "content": {"template": "t"}, "status": "active"}""");
@@ -188,7 +190,7 @@ public sealed class CampaignsApiTests(AudienceFactory factory) : IClassFixture<A
         await Http.Eventually(async () => (await (await _http.GetAsync($"/api/campaigns/{id}")).Json()).GetProperty("live").GetBoolean(), "live");
 
         var late = Unique("late");
-        await _http.Send(late, "purchase", new { amount = 50 });
+        await _http.Send(late, "identify", new { plan });
         await Http.Eventually(async () => (await Notifications(id)).Length == 1, "the late user is notified");
         Assert.Equal(late, UserOf(Assert.Single(await Notifications(id))));
 
