@@ -1,6 +1,5 @@
 using Audience.Api.Access;
 using Audience.Api.Features;
-using Audience.Api.Health;
 using Audience.Rules.Indexing;
 using Audience.Rules.Profiles;
 using Audience.Silo;
@@ -11,7 +10,6 @@ using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
-using OpenTelemetry.Metrics;
 
 var builder = WebApplication.CreateBuilder(AudienceServices.HostArguments(args));
 builder.Configuration.AddLoggingDefaults();
@@ -65,20 +63,8 @@ builder.Services.AddExceptionHandler(options =>
     };
 });
 builder.Services.AddOpenApi();
-builder.Services.AddReadiness(mode);
-// Metrics: the service's series (docs/operations.md), Orleans', ASP.NET Core's and the runtime's, in Prometheus' text at
-// /metrics, and over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
-var telemetry = builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
-{
-    metrics.AddMeter(AudienceMetrics.MeterName, SiloMetrics.MeterName, "Microsoft.Orleans")
-        .AddAspNetCoreInstrumentation()
-        .AddRuntimeInstrumentation()
-        .AddPrometheusExporter();
-    if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
-    {
-        metrics.AddOtlpExporter();
-    }
-});
+builder.Services.AddReadiness(mode, siloProcess: false);
+builder.Services.AddAudienceTelemetry(builder.Configuration, "audience-api");
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);
 
 var app = builder.Build();
@@ -107,11 +93,7 @@ app.UseAudienceAccess();
 var eventLog = mode.IsKafka ? null : app.Services.GetRequiredService<EventLog>();
 _ = eventLog?.Faulted.ContinueWith(_ => app.Lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
-app.MapGet("/health/live", () => eventLog?.Fault is { } fault
-        ? Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not live")
-        : Results.Ok(new { status = "live" }))
-    .WithTags("Health");
-app.MapReadiness(mode);
+app.MapHealth(mode, eventLog);
 app.MapEventsApi();
 app.MapSegmentsApi();
 app.MapUsersApi();

@@ -2,10 +2,14 @@ using Audience.Silo.Contracts;
 
 namespace Audience.Silo.Grains;
 
-/// <summary>An event at its place in a partition: its sequence number (a Kafka offset + 1) and when it was received.</summary>
+/// <summary>
+/// An event at its place in a partition: its sequence number (a Kafka offset + 1), when it was received, and the trace
+/// context of the request that sent it (a <c>traceparent</c> header on Kafka; null when traces are off).
+/// </summary>
 [GenerateSerializer]
 [Immutable]
-public sealed record LoggedEvent([property: Id(0)] long Seq, [property: Id(1)] long ReceivedAt, [property: Id(2)] UserEvent Event);
+public sealed record LoggedEvent([property: Id(0)] long Seq, [property: Id(1)] long ReceivedAt, [property: Id(2)] UserEvent Event,
+    [property: Id(3)] string? TraceParent = null);
 
 /// <summary>
 /// One user's events of a partition's batch, in order; one grain call carries them all. <see cref="AppliedThrough"/>

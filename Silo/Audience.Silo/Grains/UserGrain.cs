@@ -110,6 +110,12 @@ public sealed partial class UserGrain(
             return false;
         }
 
+        // Traced: a span continuing the trace of the requests that sent these events, around applying them and
+        // delivering what they changed (whose messages carry it on).
+        using var span = Hosting.Telemetry.Source.HasListeners()
+            ? Hosting.Telemetry.StartConsumer("apply " + batch.Topic, batch.Events.Select(e => e.TraceParent), batch.Topic, batch.Partition)
+            : null;
+        span?.SetTag("messaging.batch.message_count", batch.Events.Length);
         await _session.CompleteAggregatesAsync(default);
         var now = silo.Now();
         var campaigns = await silo.Campaigns.RulesAsync();

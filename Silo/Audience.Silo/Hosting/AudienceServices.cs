@@ -28,6 +28,9 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
 {
     public bool IsKafka => Kafka is not null;
 
+    /// <summary>Whether spans are recorded (<see cref="Telemetry.TracesEnabled"/>): grain calls then carry their trace context.</summary>
+    public bool Traces { get; init; }
+
     /// <summary>
     /// <see cref="Read"/>, for a process's start: a bad setting is reported on <paramref name="error"/> in one
     /// line naming its key, and the result is null (the process then exits with code 2).
@@ -48,7 +51,18 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
     /// <summary>Reads and checks the mode; a bad setting stops start-up with a message naming its key.</summary>
     public static AudienceMode Read(IConfiguration configuration, bool siloProcess)
     {
-        var kafka = configuration.GetSection("Kafka").Get<KafkaOptions>() ?? new KafkaOptions();
+        KafkaOptions kafka;
+        try
+        {
+            kafka = configuration.GetSection("Kafka").Get<KafkaOptions>() ?? new KafkaOptions();
+        }
+        catch (InvalidOperationException e)
+        {
+            // A value the binder cannot convert, such as an unknown SecurityProtocol: its message names the key and value.
+            throw new ConfigurationException("Kafka", $"valid ({e.GetBaseException().Message})");
+        }
+
+        var traces = Telemetry.TracesEnabled(configuration);
         var orleans = OrleansOptions.Read(configuration);
         var rules = RulesOptions.Read(configuration);
         var postgres = configuration["Postgres:ConnectionString"];
@@ -94,7 +108,7 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
                     "the Kafka brokers (host:port,...): the Silo runs as its own process only in Kafka mode; embedded, run Api/Audience.Api alone");
             }
 
-            return new AudienceMode(null, postgres, kind, orleans, rules, aerospike);
+            return new AudienceMode(null, postgres, kind, orleans, rules, aerospike) { Traces = traces };
         }
 
         var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
@@ -104,6 +118,8 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
             var member = errors[0].MemberNames.FirstOrDefault() ?? "?";
             throw new ConfigurationException($"Kafka:{member}", errors[0].ErrorMessage ?? "a valid value");
         }
+
+        kafka.ValidateSecurity();
 
         if (postgres is null)
         {
@@ -117,7 +133,7 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
                 "'aerospike' or 'postgres' in Kafka mode: every Silo reads and writes the same profiles as users move between them, and the Api answers from them");
         }
 
-        return new AudienceMode(kafka, postgres, kind, orleans, rules, aerospike);
+        return new AudienceMode(kafka, postgres, kind, orleans, rules, aerospike) { Traces = traces };
     }
 
     /// <summary>The Aerospike settings, when <c>Aerospike:Hosts</c> is set.</summary>
@@ -312,6 +328,10 @@ public static class AudienceServices
             o.ClusterId = orleans.ClusterId;
             o.ServiceId = orleans.ServiceId;
         });
+        if (mode.Traces)
+        {
+            silo.AddActivityPropagation();
+        }
         if (mode.IsKafka)
         {
             silo.UseAdoNetClustering(o =>
@@ -406,6 +426,10 @@ public static class AudienceServices
             o.ClusterId = mode.Orleans.ClusterId;
             o.ServiceId = mode.Orleans.ServiceId;
         });
+        if (mode.Traces)
+        {
+            client.AddActivityPropagation();
+        }
         client.UseAdoNetClustering(o =>
         {
             o.Invariant = "Npgsql";

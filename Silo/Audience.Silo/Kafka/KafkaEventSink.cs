@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using Audience.Silo.Storage;
 using Confluent.Kafka;
 
@@ -35,6 +37,12 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
 
         // One acknowledgement per request, not a task per event: the producer's delivery reports count down to it.
         var acknowledged = new RequestAcknowledgement(events.Count, _lag);
+        // Traced: each message carries this span's context to the silo that applies it (null, and no header, when off).
+        using var span = Telemetry.Source.StartActivity("send " + _topic, ActivityKind.Producer);
+        span?.SetTag("messaging.system", "kafka");
+        span?.SetTag("messaging.destination.name", _topic);
+        span?.SetTag("messaging.batch.message_count", events.Count);
+        Headers? headers = Telemetry.TraceHeader() is { } trace ? [trace] : null;
         try
         {
             foreach (var e in events)
@@ -43,6 +51,7 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
                 {
                     Key = e.UserId,
                     Value = JsonSerializer.SerializeToUtf8Bytes(e, SiloJsonContext.Default.UserEvent),
+                    Headers = headers,
                 }, acknowledged.OnDelivery);
             }
 
@@ -60,20 +69,6 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
         }
 
         return results;
-    }
-
-    /// <summary>Whether the broker answers a metadata request: readiness of the Api in Kafka mode.</summary>
-    public bool CanReachBroker(TimeSpan timeout)
-    {
-        try
-        {
-            using var admin = new DependentAdminClientBuilder(_producer.Handle).Build();
-            return admin.GetMetadata(_topic, timeout).Brokers.Count > 0;
-        }
-        catch (KafkaException)
-        {
-            return false;
-        }
     }
 
     public void Dispose()

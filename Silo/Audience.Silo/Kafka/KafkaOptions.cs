@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Text;
 using Confluent.Kafka;
 
 namespace Audience.Silo.Kafka;
@@ -38,34 +39,109 @@ public sealed record KafkaOptions
     [Range(1, 10_000)]
     public int FetchWaitMaxMs { get; init; } = 10;
 
+    /// <summary>
+    /// How every client of this process connects: <c>Plaintext</c> (the default), <c>Ssl</c>, <c>SaslPlaintext</c> or
+    /// <c>SaslSsl</c> (librdkafka's <c>security.protocol</c>).
+    /// </summary>
+    public SecurityProtocol? SecurityProtocol { get; init; }
+
+    /// <summary><c>Plain</c>, <c>ScramSha256</c> or <c>ScramSha512</c> (librdkafka's <c>sasl.mechanism</c>).</summary>
+    public SaslMechanism? SaslMechanism { get; init; }
+
+    public string? SaslUsername { get; init; }
+
+    /// <summary>A secret: from a Kubernetes Secret or an environment variable, never logged.</summary>
+    public string? SaslPassword { get; init; }
+
+    /// <summary>A PEM file of the certificate authorities that signed the brokers' certificates (else the system's).</summary>
+    public string? SslCaLocation { get; init; }
+
+    /// <summary>The client's certificate and key (PEM files) where the brokers authenticate clients by TLS.</summary>
+    public string? SslCertificateLocation { get; init; }
+
+    public string? SslKeyLocation { get; init; }
+
+    /// <summary>A secret, never logged.</summary>
+    public string? SslKeyPassword { get; init; }
+
+    /// <summary><c>Https</c> (the default: the broker's name must match its certificate) or <c>None</c>.</summary>
+    public SslEndpointIdentificationAlgorithm? SslEndpointIdentificationAlgorithm { get; init; }
+
     public bool Enabled => !string.IsNullOrWhiteSpace(BootstrapServers);
 
     /// <summary>A consumer that commits only when told, in <paramref name="groupId"/>.</summary>
-    public ConsumerConfig Consumer(string groupId)
+    public ConsumerConfig Consumer(string groupId) => Connect(new ConsumerConfig
+    {
+        GroupId = groupId,
+        EnableAutoCommit = false,
+        FetchWaitMaxMs = FetchWaitMaxMs,
+    });
+
+    public ProducerConfig Producer(string clientId) => Connect(new ProducerConfig
+    {
+        ClientId = clientId,
+        Acks = Acks.All,
+        EnableIdempotence = true,
+        LingerMs = 2,
+        MessageTimeoutMs = ProduceTimeoutMs,
+        QueueBufferingMaxMessages = 1_000_000,
+    });
+
+    public AdminClientConfig Admin(string clientId) => Connect(new AdminClientConfig { ClientId = clientId });
+
+    /// <summary>The brokers and how to reach them, the same for every client (the settings above, passed as they are).</summary>
+    private T Connect<T>(T config)
+        where T : ClientConfig
     {
         KafkaNative.Use();
-        return new ConsumerConfig
-        {
-            BootstrapServers = BootstrapServers,
-            GroupId = groupId,
-            EnableAutoCommit = false,
-            FetchWaitMaxMs = FetchWaitMaxMs,
-        };
+        config.BootstrapServers = BootstrapServers;
+        config.SecurityProtocol = SecurityProtocol;
+        config.SaslMechanism = SaslMechanism;
+        config.SaslUsername = SaslUsername;
+        config.SaslPassword = SaslPassword;
+        config.SslCaLocation = SslCaLocation;
+        config.SslCertificateLocation = SslCertificateLocation;
+        config.SslKeyLocation = SslKeyLocation;
+        config.SslKeyPassword = SslKeyPassword;
+        config.SslEndpointIdentificationAlgorithm = SslEndpointIdentificationAlgorithm;
+        return config;
     }
 
-    public ProducerConfig Producer(string clientId)
+    /// <summary>Checks the connection settings together; the message names the key to set.</summary>
+    public void ValidateSecurity()
     {
-        KafkaNative.Use();
-        return new ProducerConfig
+        var sasl = SecurityProtocol is Confluent.Kafka.SecurityProtocol.SaslPlaintext or Confluent.Kafka.SecurityProtocol.SaslSsl;
+        if (sasl && (string.IsNullOrEmpty(SaslUsername) || SaslPassword is null))
         {
-            BootstrapServers = BootstrapServers,
-            ClientId = clientId,
-            Acks = Acks.All,
-            EnableIdempotence = true,
-            LingerMs = 2,
-            MessageTimeoutMs = ProduceTimeoutMs,
-            QueueBufferingMaxMessages = 1_000_000,
-        };
+            throw new Hosting.ConfigurationException("Kafka:SaslUsername", "set, with Kafka:SaslPassword, because Kafka:SecurityProtocol is " + SecurityProtocol);
+        }
+
+        if (sasl && SaslMechanism is not (Confluent.Kafka.SaslMechanism.Plain or Confluent.Kafka.SaslMechanism.ScramSha256 or Confluent.Kafka.SaslMechanism.ScramSha512))
+        {
+            throw new Hosting.ConfigurationException("Kafka:SaslMechanism", "Plain, ScramSha256 or ScramSha512, because Kafka:SecurityProtocol is " + SecurityProtocol);
+        }
+
+        if (!sasl && (SaslMechanism is not null || SaslUsername is not null || SaslPassword is not null))
+        {
+            throw new Hosting.ConfigurationException("Kafka:SecurityProtocol", "SaslPlaintext or SaslSsl when SASL settings are given");
+        }
+
+        foreach (var (key, path) in new[] { ("SslCaLocation", SslCaLocation), ("SslCertificateLocation", SslCertificateLocation), ("SslKeyLocation", SslKeyLocation) })
+        {
+            if (path is not null && !File.Exists(path))
+            {
+                throw new Hosting.ConfigurationException($"Kafka:{key}", $"a readable file; '{path}' does not exist");
+            }
+        }
+    }
+
+    /// <summary>Without the secrets: a record prints every property, and options end up in logs and exceptions.</summary>
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append($"BootstrapServers = {BootstrapServers}, Topics = {Topics}, GroupId = {GroupId}, SecurityProtocol = {SecurityProtocol}, ");
+        builder.Append($"SaslMechanism = {SaslMechanism}, SaslUsername = {SaslUsername}, SaslPassword = {(SaslPassword is null ? "" : "***")}, ");
+        builder.Append($"SslKeyPassword = {(SslKeyPassword is null ? "" : "***")}");
+        return true;
     }
 }
 

@@ -81,6 +81,12 @@ public sealed class KafkaOutputs : ISiloOutputs, IDisposable
             message.Headers = [new Header("change-id", Encoding.UTF8.GetBytes(dedupeId))];
         }
 
+        // The span of the grain call that produced it (the events' trace, continued from user-events), when traced.
+        if (Hosting.Telemetry.TraceHeader() is { } trace)
+        {
+            (message.Headers ??= []).Add(trace);
+        }
+
         return _producer.ProduceAsync(topic, message);
     }
 

@@ -181,7 +181,7 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
 
         if (e is not null)
         {
-            return new PartitionEntry(seq, received.ToUnixTimeMilliseconds(), e);
+            return new PartitionEntry(seq, received.ToUnixTimeMilliseconds(), e, TraceParent: Hosting.Telemetry.TraceParent(result.Message.Headers));
         }
 
         return new PartitionEntry(seq, received.ToUnixTimeMilliseconds(), null, new DeadLetterMessage(error!, result.Topic, result.Partition.Value,

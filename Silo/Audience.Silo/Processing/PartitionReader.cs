@@ -274,7 +274,7 @@ public sealed partial class PartitionReader
                 byUser[e.UserId] = list = [];
             }
 
-            list.Add(new LoggedEvent(entry.Seq, entry.ReceivedAt, e));
+            list.Add(new LoggedEvent(entry.Seq, entry.ReceivedAt, e, entry.TraceParent));
             events++;
         }
 

@@ -22,6 +22,15 @@ internal sealed class MockKafka : IDisposable
         return [.. lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t', 2)).Select(p => (p[0], p.Length > 1 ? p[1] : ""))];
     }
 
+    /// <summary>Every message of a topic with its headers (<c>name=value</c> pairs), read by kcat.</summary>
+    public List<(string Key, Dictionary<string, string> Headers, string Value)> ReadWithHeaders(string topic)
+    {
+        var lines = Kcat($"-b {Bootstrap} -C -t {topic} -o beginning -e -q -f %k\\t%h\\t%s\\n", null);
+        return [.. lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t', 3)).Select(p => (p[0],
+            p[1].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(h => h.Split('=', 2)).ToDictionary(h => h[0], h => h.Length > 1 ? h[1] : ""),
+            p.Length > 2 ? p[2] : ""))];
+    }
+
     /// <summary>Produces one message with kcat.</summary>
     public void Produce(string topic, string key, string value) =>
         Kcat($"-b {Bootstrap} -P -t {topic} -K \\t -X acks=all", key + "\t" + value + "\n");
@@ -58,7 +67,10 @@ internal sealed class SiloProcess : IDisposable
 
     public SiloProcess(string bootstrap, string postgres, string name, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "Audience.Silo.dll")])
+        // Its health and metrics endpoints, on a port of its own: tests run several silos on one machine.
+        var address = new Uri($"http://127.0.0.1:{Silo.Hosting.OrleansOptions.FreePort()}");
+        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "Audience.Silo.dll"), "--urls", address.ToString()])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -92,6 +104,9 @@ internal sealed class SiloProcess : IDisposable
     }
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>The silo's own HTTP endpoints: <c>/health/*</c> and <c>/metrics</c>.</summary>
+    public HttpClient Http { get; }
 
     /// <summary>
     /// Waits for the process to exit and for its redirected output to be read to the end (a process can exit before
@@ -154,6 +169,7 @@ internal sealed class SiloProcess : IDisposable
         }
 
         _process.Dispose();
+        Http.Dispose();
     }
 }
 

@@ -308,6 +308,73 @@ public sealed class KafkaModeTests : IDisposable
         Assert.False(silo.HasExited);
     }
 
+    [Fact]
+    public async Task The_Silo_process_serves_health_and_metrics_and_reaches_PostgreSQL_over_TLS()
+    {
+        // TLS to PostgreSQL is the connection string's (Npgsql's) settings, passed as they are; the test server has
+        // Debian's self-signed certificate, so the client trusts it without checking.
+        var postgres = _database.ConnectionString + ";SSL Mode=Require;Trust Server Certificate=true;Application Name=audience-tls";
+        using var silo = new SiloProcess(_kafka.Bootstrap, postgres, "silo");
+        using var api = new AudienceFactory(new Dictionary<string, string> { ["Kafka:BootstrapServers"] = _kafka.Bootstrap, ["Postgres:ConnectionString"] = postgres });
+        await Http.Eventually(async () =>
+        {
+            try
+            {
+                return (await silo.Http.GetAsync("/health/ready")).IsSuccessStatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, "the Silo process is ready\n" + silo.Log, 60_000);
+        var ready = await (await silo.Http.GetAsync("/health/ready")).Json();
+        Assert.Equal("ready", ready.GetProperty("status").GetString());
+        Assert.Equal(["kafka", "postgres", "profile-store", "silo"], ready.GetProperty("checks").EnumerateObject().Select(c => c.Name).Order());
+        Assert.Equal(HttpStatusCode.OK, (await silo.Http.GetAsync("/health/live")).StatusCode);
+
+        await Send(api, "scraped", 3);
+        await Http.Eventually(async () => await Spent(api, "scraped") == (3, 6), "the events are applied\n" + silo.Log, 60_000);
+        var metrics = await silo.Http.GetStringAsync("/metrics");
+        var applied = metrics.Split('\n').Where(l => l.StartsWith("audience_events_applied_total{", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(3, applied);
+        Assert.Contains("audience_grains_active", metrics, StringComparison.Ordinal);
+        Assert.Contains("audience_partitions_owned", metrics, StringComparison.Ordinal);
+
+        // Every connection the service opened is encrypted.
+        const string Connections = "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'audience-tls'";
+        Assert.True(_database.Scalar(Connections + " AND s.ssl") > 0);
+        Assert.Equal(0, _database.Scalar(Connections + " AND NOT s.ssl"));
+    }
+
+    [Fact]
+    public async Task A_request_s_trace_continues_through_user_events_to_the_silo_and_its_outputs()
+    {
+        var traced = new Dictionary<string, string> { ["Telemetry:Traces"] = "true" };
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo", traced);
+        using var api = new AudienceFactory(new Dictionary<string, string>(Settings) { ["Telemetry:Traces"] = "true" });
+        var segment = await api.Http.PostJson("/api/segments", """{"id": "traced-buyers", "name": "Traced", "rule": "totalSpent > 5"}""");
+        Assert.Equal(HttpStatusCode.Created, segment.StatusCode);
+
+        const string TraceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/events")
+        {
+            Content = new StringContent("""{"userId": "traced-user", "eventType": "purchase", "properties": {"amount": 10}}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("traceparent", $"00-{TraceId}-00f067aa0ba902b7-01");
+        Assert.Equal(HttpStatusCode.Accepted, (await api.Http.SendAsync(request)).StatusCode);
+        await Http.Eventually(async () => (await api.Http.SegmentsOf("traced-user")).Contains("traced-buyers"), "the user enters\n" + silo.Log, 60_000);
+
+        // The same trace on the event, on the change it caused and on the enriched order, each span a new one.
+        var sent = Assert.Single(_kafka.ReadWithHeaders("user-events"), m => m.Key == "traced-user");
+        var change = Assert.Single(_kafka.ReadWithHeaders("user-segments"), m => m.Key == "traced-user");
+        var order = Assert.Single(_kafka.ReadWithHeaders("orders-analytics"), m => m.Value.Contains("traced-user", StringComparison.Ordinal));
+        var parents = new[] { sent, change, order }.Select(m => m.Headers.GetValueOrDefault("traceparent")).ToList();
+        Assert.All(parents, p => Assert.Matches($"^00-{TraceId}-[0-9a-f]{{16}}-01$", p));
+        Assert.NotEqual(parents[0], parents[1]);
+        Assert.Equal(parents[1], parents[2]); // both from the one span applying the event
+    }
+
     /// <summary>Sends purchases of 1, 2, ... (from <paramref name="first"/>) for a user; each must be acknowledged.</summary>
     private static async Task Send(AudienceFactory api, string user, int count, int first = 1)
     {

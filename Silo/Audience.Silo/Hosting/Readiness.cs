@@ -1,26 +1,33 @@
 using System.Text.Json;
-using Audience.Silo.Hosting;
 using Audience.Silo.Kafka;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
+using Confluent.Kafka;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
-namespace Audience.Api.Health;
+namespace Audience.Silo.Hosting;
 
 /// <summary>
 /// Readiness (<c>/health/ready</c>) as health checks, each answering from state kept up to date elsewhere, so a probe
 /// costs no blocking call: the event log and the silo (embedded), the broker (a background probe every few seconds),
-/// the silo cluster (Kafka mode: degraded, not unready, while no silo is up, since events are still taken), PostgreSQL
-/// (a query, through AspNetCore.HealthChecks.NpgSql) and the profile store (its checkpoints, with a timeout).
+/// the silo cluster (the Api in Kafka mode: degraded, not unready, while no silo is up, since events are still taken),
+/// this silo's partition readers (a Silo process), PostgreSQL (a query, through AspNetCore.HealthChecks.NpgSql) and
+/// the profile store (its checkpoints, with a timeout). The Api and the Silo process serve the same endpoints.
 /// Liveness (<c>/health/live</c>) stays apart and cheap.
 /// </summary>
 public static class Readiness
 {
     public const string Tag = "ready";
 
-    public static IServiceCollection AddReadiness(this IServiceCollection services, AudienceMode mode)
+    public static IServiceCollection AddReadiness(this IServiceCollection services, AudienceMode mode, bool siloProcess)
     {
         var checks = services.AddHealthChecks()
             .AddCheck<ProfileStoreCheck>("profile-store", tags: [Tag]);
@@ -29,8 +36,15 @@ public static class Readiness
             services.AddSingleton<BrokerProbe>();
             services.AddHostedService(sp => sp.GetRequiredService<BrokerProbe>());
             checks.AddCheck<BrokerProbe>("kafka", tags: [Tag])
-                .AddCheck<ClusterCheck>("silos", tags: [Tag])
                 .AddNpgSql(mode.PostgresConnectionString!, name: "postgres", tags: [Tag], timeout: TimeSpan.FromSeconds(2));
+            if (siloProcess)
+            {
+                checks.AddCheck<SiloCheck>("silo", tags: [Tag]);
+            }
+            else
+            {
+                checks.AddCheck<ClusterCheck>("silos", tags: [Tag]);
+            }
         }
         else
         {
@@ -40,7 +54,20 @@ public static class Readiness
         return services;
     }
 
-    public static IEndpointConventionBuilder MapReadiness(this IEndpointRouteBuilder routes, AudienceMode mode) =>
+    /// <summary>
+    /// <c>/health/live</c> and <c>/health/ready</c>. Embedded, a faulted event log (its disk failed) makes the process
+    /// not live: it takes no events until it restarts, and stops itself for its supervisor to restart it.
+    /// </summary>
+    public static void MapHealth(this IEndpointRouteBuilder routes, AudienceMode mode, EventLog? eventLog)
+    {
+        routes.MapGet("/health/live", () => eventLog?.Fault is { } fault
+                ? Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not live")
+                : Results.Ok(new { status = "live" }))
+            .WithTags("Health");
+        routes.MapReadiness(mode);
+    }
+
+    private static IEndpointConventionBuilder MapReadiness(this IEndpointRouteBuilder routes, AudienceMode mode) =>
         routes.MapHealthChecks("/health/ready", new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains(Tag),
@@ -64,9 +91,9 @@ public static class Readiness
             ["segments"] = services.GetRequiredService<SegmentService>().List().Count,
             ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString().ToLowerInvariant(), description = e.Value.Description }),
         };
-        if (!mode.IsKafka)
+        if (services.GetService<ActiveUsers>() is { } active)
         {
-            body["activeUsers"] = services.GetRequiredService<ActiveUsers>().Count;
+            body["activeUsers"] = active.Count; // where this process is a silo
         }
 
         context.Response.ContentType = "application/json";
@@ -92,6 +119,15 @@ public sealed class ClusterCheck(RemoteCluster cluster) : IHealthCheck
             : HealthCheckResult.Degraded("No silo is reachable yet: events are taken, queries answer 503."));
 }
 
+/// <summary>A Silo process: its silo has joined the cluster and a round of pings reached every partition's reader.</summary>
+public sealed class SiloCheck(PartitionSupervisor supervisor) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(supervisor.Ready
+            ? HealthCheckResult.Healthy("Every partition has a reader.")
+            : HealthCheckResult.Unhealthy("The silo is starting: not every partition has a reader yet."));
+}
+
 /// <summary>The profile store answers (its partitions' checkpoints, a small read) within two seconds.</summary>
 public sealed class ProfileStoreCheck(IProfileStore store) : IHealthCheck
 {
@@ -113,9 +149,10 @@ public sealed class ProfileStoreCheck(IProfileStore store) : IHealthCheck
 
 /// <summary>
 /// Kafka mode: asks the broker for metadata every few seconds in the background (librdkafka's metadata call blocks), so
-/// that a readiness probe only reads the last answer; unhealthy until the first one.
+/// that a readiness probe only reads the last answer; unhealthy until the first one. Its own admin client, with the
+/// same connection settings (TLS, SASL) as the process's producers and consumers.
 /// </summary>
-public sealed partial class BrokerProbe(KafkaEventSink sink, ILogger<BrokerProbe> logger) : BackgroundService, IHealthCheck
+public sealed partial class BrokerProbe(KafkaOptions options, ILogger<BrokerProbe> logger) : BackgroundService, IHealthCheck
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(3);
     private volatile string? _problem = "The broker has not answered yet.";
@@ -125,11 +162,12 @@ public sealed partial class BrokerProbe(KafkaEventSink sink, ILogger<BrokerProbe
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var admin = new AdminClientBuilder(options.Admin("audience-probe")).Build();
         using var timer = new PeriodicTimer(Interval);
         do
         {
             // On a pool thread: the call blocks for up to its timeout when the broker is away.
-            var reachable = await Task.Run(() => sink.CanReachBroker(TimeSpan.FromSeconds(2)), stoppingToken).ConfigureAwait(false);
+            var reachable = await Task.Run(() => CanReach(admin, options.Topics.UserEvents), stoppingToken).ConfigureAwait(false);
             var problem = reachable ? null : "Kafka does not answer.";
             if (problem != _problem)
             {
@@ -139,6 +177,18 @@ public sealed partial class BrokerProbe(KafkaEventSink sink, ILogger<BrokerProbe
             _problem = problem;
         }
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    private static bool CanReach(IAdminClient admin, string topic)
+    {
+        try
+        {
+            return admin.GetMetadata(topic, TimeSpan.FromSeconds(2)).Brokers.Count > 0;
+        }
+        catch (KafkaException)
+        {
+            return false;
+        }
     }
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Readiness: {State}")]
