@@ -8,7 +8,9 @@ namespace Audience.Api.Tests;
 /// Random requests over every endpoint, from a seeded generator (the seed is printed by a failure, so a run can be
 /// repeated): broken and valid JSON, text that is not valid Unicode, repeated keys, deep nesting, odd content types,
 /// odd paths and query strings. None may get a 5xx or hang, and afterwards the service is ready and takes a normal
-/// event. New endpoints join by adding a generator to <see cref="Endpoints"/>, not a new fuzz test.
+/// event. New endpoints join by adding a generator to <see cref="Endpoints"/>, not a new fuzz test. Run twice: without
+/// keys (loopback access), and with API keys configured, each request carrying no key, a wrong one, or one of the keys
+/// of <see cref="KeyedAudience"/> (each scope, and a rate-limited one).
 /// </summary>
 [Collection(AloneCollection.Name)]
 public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<AudienceFactory>
@@ -51,8 +53,21 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         f => f.Get("/metrics"),
     ];
 
+    private static readonly string?[] Keys =
+        [null, "not-a-key", KeyedAudience.IngestKey, KeyedAudience.ReadKey, KeyedAudience.AdminKey, KeyedAudience.LimitedKey];
+
     [Fact]
-    public async Task RandomRequests_NeverGet5xx_AndTheServiceStaysReady()
+    public Task RandomRequests_NeverGet5xx_AndTheServiceStaysReady() => Run(_http, keyed: false);
+
+    [Fact]
+    public async Task RandomRequests_WithAndWithoutKeys_NeverGet5xx_AndTheServiceStaysReady()
+    {
+        using var keyed = new AudienceFactory(KeyedAudience.KeySettings());
+        keyed.Http.DefaultRequestHeaders.Add("X-API-Key", KeyedAudience.AdminKey); // for the checks after the fuzz
+        await Run(keyed.Http, keyed: true);
+    }
+
+    private async Task Run(HttpClient http, bool keyed)
     {
         var seed = Environment.GetEnvironmentVariable("AUDIENCE_FUZZ_SEED") is { } given ? int.Parse(given, System.Globalization.CultureInfo.InvariantCulture) : Random.Shared.Next();
         var fuzz = new Fuzz(new Random(seed));
@@ -68,6 +83,15 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
             lock (fuzz)
             {
                 request = Endpoints[fuzz.Random.Next(Endpoints.Length)](fuzz);
+                if (keyed)
+                {
+                    // Per request, replacing the client's own key: none, a wrong one, or one of each scope.
+                    request.Headers.Remove("X-API-Key");
+                    if (Keys[fuzz.Random.Next(Keys.Length)] is { } key)
+                    {
+                        request.Headers.Add("X-API-Key", key);
+                    }
+                }
             }
 
             await gate.WaitAsync();
@@ -79,7 +103,7 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
                     using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
                     try
                     {
-                        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
                         lock (statuses)
                         {
                             statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
@@ -121,13 +145,18 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         output.WriteLine($"seed {seed}: {summary} (0: connection closed by the server)");
         Assert.True(failures.Count == 0, $"seed {seed}; {summary}; first failures: {string.Join("; ", failures.Take(10))}");
         Assert.True(sent >= Requests * 9 / 10, $"seed {seed}; only {sent} of {Requests} answered ({summary})");
+        if (keyed)
+        {
+            // The keys were exercised: refused without a valid key, for a missing scope, and over the limited key's rate.
+            Assert.True(statuses.ContainsKey(401) && statuses.ContainsKey(403) && statuses.ContainsKey(429), $"seed {seed}; {summary}");
+        }
 
         // What the burst leaves on the managed heap (the service's and the test's) is bounded: nothing keeps the bodies.
         var memoryAfter = GC.GetTotalMemory(forceFullCollection: true);
         output.WriteLine($"managed heap: {memoryBefore / 1_048_576} MB before, {memoryAfter / 1_048_576} MB after");
         Assert.True(memoryAfter - memoryBefore < 64 * 1_048_576, $"seed {seed}: the managed heap grew from {memoryBefore:N0} to {memoryAfter:N0} bytes");
 
-        var ready = await _http.GetAsync("/health/ready");
+        var ready = await http.GetAsync("/health/ready");
         Assert.True(ready.StatusCode == HttpStatusCode.OK, $"seed {seed}: not ready after the fuzz: {await ready.Content.ReadAsStringAsync()}");
         // One event for each partition of the log must still be applied: no reader may be stuck on a fuzzed event.
         var users = Enumerable.Range(0, 1_000).Select(i => $"after-fuzz-{seed}-{i}")
@@ -135,12 +164,12 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         Assert.Equal(4, users.Count);
         foreach (var user in users)
         {
-            await _http.Send(user, "purchase", new { amount = 10 });
+            await http.Send(user, "purchase", new { amount = 10 });
         }
 
         foreach (var user in users)
         {
-            await Http.Eventually(async () => (await _http.GetAsync($"/api/users/{user}/profile")).StatusCode == HttpStatusCode.OK,
+            await Http.Eventually(async () => (await http.GetAsync($"/api/users/{user}/profile")).StatusCode == HttpStatusCode.OK,
                 $"an event after the fuzz is applied in partition {Audience.Silo.Contracts.EventValues.PartitionOf(user, 4)} (seed {seed})");
         }
     }

@@ -21,12 +21,7 @@ public sealed class KeyedAudience : IDisposable
 
     public KeyedAudience()
     {
-        var settings = new Dictionary<string, string>();
-        Add(settings, 0, "ingester", IngestKey, ["ingest"]);
-        Add(settings, 1, "reader", ReadKey, ["read"]);
-        Add(settings, 2, "operator", AdminKey, ["admin"]);
-        Add(settings, 3, "limited", LimitedKey, ["ingest"]);
-        settings["Security:ApiKeys:3:RequestsPerSecond"] = "2";
+        var settings = KeySettings();
         settings["Security:Cors:Origins:0"] = "https://app.example.com";
         // Everything ASP.NET Core logs, authentication's debug lines included, goes to Logs.
         settings["Logging:LogLevel:Microsoft.AspNetCore"] = "Trace";
@@ -36,6 +31,18 @@ public sealed class KeyedAudience : IDisposable
     public AudienceFactory Factory { get; }
 
     public CapturedLogs Logs { get; } = new();
+
+    /// <summary>The four keys: one per scope, and one for ingestion limited to 2 requests per second.</summary>
+    public static Dictionary<string, string> KeySettings()
+    {
+        var settings = new Dictionary<string, string>();
+        Add(settings, 0, "ingester", IngestKey, ["ingest"]);
+        Add(settings, 1, "reader", ReadKey, ["read"]);
+        Add(settings, 2, "operator", AdminKey, ["admin"]);
+        Add(settings, 3, "limited", LimitedKey, ["ingest"]);
+        settings["Security:ApiKeys:3:RequestsPerSecond"] = "2";
+        return settings;
+    }
 
     public static string Sha256(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
