@@ -10,6 +10,7 @@ using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 
@@ -49,7 +50,7 @@ else
 }
 
 builder.Services.AddProblemDetails();
-builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, IngestionJsonContext.Default));
+builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
 builder.Services.AddExceptionHandler(options =>
 {
     // A body larger than the server's limit surfaces as BadHttpRequestException: answer with its own status.
@@ -64,7 +65,7 @@ builder.Services.AddExceptionHandler(options =>
         _ => StatusCodes.Status500InternalServerError,
     };
 });
-builder.Services.AddOpenApi();
+builder.Services.AddAudienceOpenApi();
 builder.Services.AddReadiness(mode);
 // Metrics: the service's series (docs/operations.md), Orleans', ASP.NET Core's and the runtime's, in Prometheus' text at
 // /metrics, and over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
@@ -107,10 +108,11 @@ app.UseAudienceAccess();
 var eventLog = mode.IsKafka ? null : app.Services.GetRequiredService<EventLog>();
 _ = eventLog?.Faulted.ContinueWith(_ => app.Lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
-app.MapGet("/health/live", () => eventLog?.Fault is { } fault
-        ? Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not live")
-        : Results.Ok(new { status = "live" }))
-    .WithTags("Health");
+app.MapGet("/health/live", Results<Ok<LiveResponse>, UnavailableProblem> () => eventLog?.Fault is { } fault
+        ? Problems.Unavailable($"The event log cannot store events: {fault}", retryAfterSeconds: null, title: "Not live")
+        : TypedResults.Ok(new LiveResponse("live")))
+    .WithTags("Health").WithName("Liveness")
+    .WithSummary("Whether the process can take events: 503 only when the embedded event log cannot store them (its disk failed).");
 app.MapReadiness(mode);
 app.MapEventsApi();
 app.MapSegmentsApi();

@@ -1,11 +1,16 @@
+using System.ComponentModel;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using Audience.Api.Features;
 using Audience.Silo.Hosting;
 using Audience.Silo.Kafka;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.OpenApi;
 
 namespace Audience.Api.Health;
 
@@ -57,22 +62,68 @@ public static class Readiness
     private static Task Write(HttpContext context, HealthReport report, AudienceMode mode)
     {
         var services = context.RequestServices;
-        var body = new Dictionary<string, object?>
+        var body = new ReadinessResponse(
+            report.Status switch { HealthStatus.Healthy => "ready", HealthStatus.Degraded => "degraded", _ => "not ready" },
+            mode.IsKafka ? "kafka" : "embedded",
+            services.GetRequiredService<SegmentService>().List().Count,
+            report.Entries.ToDictionary(e => e.Key, e => new CheckResponse(e.Value.Status.ToString().ToLowerInvariant(), e.Value.Description)))
         {
-            ["status"] = report.Status switch { HealthStatus.Healthy => "ready", HealthStatus.Degraded => "degraded", _ => "not ready" },
-            ["mode"] = mode.IsKafka ? "kafka" : "embedded",
-            ["segments"] = services.GetRequiredService<SegmentService>().List().Count,
-            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString().ToLowerInvariant(), description = e.Value.Description }),
+            ActiveUsers = mode.IsKafka ? null : services.GetRequiredService<ActiveUsers>().Count,
         };
-        if (!mode.IsKafka)
-        {
-            body["activeUsers"] = services.GetRequiredService<ActiveUsers>().Count;
-        }
-
         context.Response.ContentType = "application/json";
-        return context.Response.WriteAsync(JsonSerializer.Serialize(body));
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body, ApiJsonContext.Default.ReadinessResponse));
+    }
+
+    /// <summary>
+    /// Describes <c>/health/ready</c> in the OpenAPI document: a health-check endpoint, not a route handler, it is not
+    /// described by the framework.
+    /// </summary>
+    internal static async Task DescribeAsync(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)
+    {
+        var schema = await context.GetOrCreateSchemaAsync(typeof(ReadinessResponse), null, cancellationToken).ConfigureAwait(false);
+        document.AddComponent(nameof(ReadinessResponse), schema);
+        OpenApiResponse Answer(string description) => new()
+        {
+            Description = description,
+            Content = new Dictionary<string, OpenApiMediaType>
+            {
+                ["application/json"] = new() { Schema = new OpenApiSchemaReference(nameof(ReadinessResponse), document) },
+            },
+        };
+
+        var operation = new OpenApiOperation
+        {
+            OperationId = "Readiness",
+            Summary = "Whether this process can serve: each check of docs/operations.md#health, answered from state kept up to date elsewhere.",
+            Tags = new HashSet<OpenApiTagReference> { new("Health", document) },
+            Responses = new OpenApiResponses
+            {
+                ["200"] = Answer("Ready, or degraded (Kafka mode without a silo: events are taken, queries answer 503)."),
+                ["503"] = Answer("Not ready: a check is unhealthy; its description says why."),
+            },
+        };
+        var path = new OpenApiPathItem();
+        path.AddOperation(HttpMethod.Get, operation);
+        document.Paths.Add("/health/ready", path);
     }
 }
+
+/// <summary><c>/health/ready</c>'s answer; <c>activeUsers</c> (user grains active) in embedded mode only.</summary>
+public sealed record ReadinessResponse(
+    [property: Description("ready, degraded or not ready")] string Status,
+    [property: Description("embedded or kafka")] string Mode,
+    int Segments,
+    IReadOnlyDictionary<string, CheckResponse> Checks)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? ActiveUsers { get; init; }
+}
+
+/// <summary>One check's outcome: healthy, degraded or unhealthy, and why.</summary>
+public sealed record CheckResponse(string Status, string? Description);
+
+/// <summary><c>/health/live</c>'s answer while the process can take events.</summary>
+public sealed record LiveResponse(string Status);
 
 /// <summary>Embedded: the event log takes events and the silo's readers run.</summary>
 public sealed class EmbeddedSiloCheck(EventLog log, PartitionSupervisor supervisor) : IHealthCheck
