@@ -9,6 +9,7 @@ using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
 var builder = WebApplication.CreateBuilder(AudienceServices.HostArguments(args));
@@ -47,7 +48,7 @@ else
 }
 
 builder.Services.AddProblemDetails();
-builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, IngestionJsonContext.Default));
+builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
 builder.Services.AddExceptionHandler(options =>
 {
     // A body larger than the server's limit surfaces as BadHttpRequestException: answer with its own status.
@@ -62,7 +63,7 @@ builder.Services.AddExceptionHandler(options =>
         _ => StatusCodes.Status500InternalServerError,
     };
 });
-builder.Services.AddOpenApi();
+builder.Services.AddAudienceOpenApi();
 builder.Services.AddReadiness(mode, siloProcess: false);
 builder.Services.AddAudienceTelemetry(builder.Configuration, "audience-api");
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);
@@ -93,7 +94,12 @@ app.UseAudienceAccess();
 var eventLog = mode.IsKafka ? null : app.Services.GetRequiredService<EventLog>();
 _ = eventLog?.Faulted.ContinueWith(_ => app.Lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
-app.MapHealth(mode, eventLog);
+app.MapGet("/health/live", Results<Ok<LiveResponse>, UnavailableProblem> () => eventLog?.Fault is { } fault
+        ? Problems.Unavailable($"The event log cannot store events: {fault}", retryAfterSeconds: null, title: "Not live")
+        : TypedResults.Ok(new LiveResponse("live")))
+    .WithTags("Health").WithName("Liveness")
+    .WithSummary("Whether the process can take events: 503 only when the embedded event log cannot store them (its disk failed).");
+app.MapReadiness(mode);
 app.MapEventsApi();
 app.MapSegmentsApi();
 app.MapUsersApi();

@@ -1,6 +1,7 @@
 using Audience.Silo.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -38,7 +39,8 @@ public static class SiloProgram
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
         await using var app = builder.Build();
         await app.Services.PrepareStorageAsync();
-        app.MapHealth(mode, eventLog: null);
+        app.MapGet("/health/live", () => TypedResults.Ok(new LiveResponse("live")));
+        app.MapReadiness(mode);
         app.MapPrometheusScrapingEndpoint();
         await app.RunAsync();
         return 0;

@@ -111,7 +111,28 @@ public static partial class AccessServices
     /// <summary>Authoring (segments, campaigns, previews): the admin scope, and the key's rate limit.</summary>
     public static TBuilder Authoring<TBuilder>(this TBuilder endpoint)
         where TBuilder : IEndpointConventionBuilder =>
-        endpoint.RequireAuthorization(AccessScopes.Admin).RequireRateLimiting(PerKeyLimit);
+        endpoint.RequireScope(AccessScopes.Admin).RateLimitedPerKey();
+
+    /// <summary>
+    /// The scope's policy, and in the OpenAPI document the ProblemDetails answers it gives in the endpoint's stead:
+    /// 401 (no key or an unknown one) and 403 (the key lacks the scope; or no key is configured and the request is not
+    /// from this machine).
+    /// </summary>
+    public static TBuilder RequireScope<TBuilder>(this TBuilder endpoint, string scope)
+        where TBuilder : IEndpointConventionBuilder =>
+        endpoint.RequireAuthorization(scope)
+            .WithMetadata(
+                Problem(StatusCodes.Status401Unauthorized, $"No {ApiKeys.Header} header, or an unknown key (WWW-Authenticate: {ApiKeys.Challenge})."),
+                Problem(StatusCodes.Status403Forbidden, "The key lacks the scope; or no key is configured and the request is not from this machine."));
+
+    /// <summary>The key's rate limit, and its 429 (with <c>Retry-After</c>) in the OpenAPI document.</summary>
+    public static TBuilder RateLimitedPerKey<TBuilder>(this TBuilder endpoint)
+        where TBuilder : IEndpointConventionBuilder =>
+        endpoint.RequireRateLimiting(PerKeyLimit)
+            .WithMetadata(Problem(StatusCodes.Status429TooManyRequests, "Over the key's Security:ApiKeys:N:RequestsPerSecond; Retry-After says when to try again."));
+
+    private static ProducesResponseTypeMetadata Problem(int status, string description) =>
+        new(status, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]) { Description = description };
 
     [LoggerMessage(EventId = 6001, Level = LogLevel.Warning,
         Message = "No API key is configured (Security:ApiKeys): the API answers only connections from this machine (loopback), with every scope and no rate limit. Configure keys before exposing it")]

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Text.Json;
 using Audience.Api.Access;
 using Audience.Silo.Campaigns;
@@ -18,41 +19,85 @@ public static partial class CampaignsApi
 
     public static RouteGroupBuilder MapCampaignsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/api/campaigns").WithTags("Campaigns").RequireAuthorization(AccessScopes.Read);
-        group.MapPost("/", Create).WithName("CreateCampaign").Accepts<JsonElement>("application/json")
+        var group = routes.MapGroup("/api/campaigns").WithTags("Campaigns").RequireScope(AccessScopes.Read)
+            .ProducesUnavailable();
+        // Bodies are read by the handlers (every malformed or unknown field named), not bound: CampaignRequest describes them.
+        group.MapPost("/", Create).WithName("CreateCampaign").Accepts<CampaignRequest>("application/json")
             .WithSummary("Create a campaign on a segment: a notification per user who enters (on_enter) or leaves (on_exit) it.")
             .Authoring();
-        group.MapGet("/", List).WithName("ListCampaigns");
-        group.MapGet("/{id}", Get).WithName("GetCampaign");
-        group.MapPut("/{id}", Update).WithName("UpdateCampaign").Accepts<JsonElement>("application/json")
+        group.MapGet("/", List).WithName("ListCampaigns")
+            .WithSummary("Every campaign; a scheduled one with its broadcast's progress.");
+        group.MapGet("/{id}", Get).WithName("GetCampaign")
+            .WithSummary("One campaign; a scheduled one with its broadcast's progress.");
+        group.MapPut("/{id}", Update).WithName("UpdateCampaign").Accepts<CampaignRequest>("application/json")
+            .WithSummary("Replace a campaign: a new version.")
             .Authoring();
         group.MapDelete("/{id}", Delete).WithName("DeleteCampaign")
+            .WithSummary("Delete a campaign.")
             .Authoring();
         group.MapGet("/{id}/notifications", Notifications).WithName("CampaignNotifications")
             .WithSummary("The notifications the campaign recorded, oldest first; ?after= the last seq seen.");
-        group.MapGet("/{id}/stats", Stats).WithName("CampaignStats");
+        group.MapGet("/{id}/stats", Stats).WithName("CampaignStats")
+            .WithSummary("The campaign's counts: sent by type, capped, and the last sent.");
         routes.MapGet("/api/notifications", Stream).WithTags("Campaigns").WithName("StreamNotifications")
             .WithSummary("Server-Sent Events: one 'notification' event per notification sent; ?campaignId= filters.")
-            .RequireAuthorization(AccessScopes.Read);
+            .WithDescription(LiveFeedStream<NotificationRequest>.Description("notification", "notifications"))
+            .RequireScope(AccessScopes.Read);
         return group;
     }
 
-    private static async Task<IResult> Create(HttpRequest request, CampaignService campaigns, CancellationToken cancellationToken)
+    private static async Task<Results<Created<CampaignResponse>, BodyProblem, ConflictProblem, UnprocessableProblem>> Create(
+        HttpRequest request, CampaignService campaigns, CancellationToken cancellationToken)
     {
         var (draft, problem) = await ReadDraft(request, allowId: true, cancellationToken);
-        return problem ?? Outcome(await campaigns.CreateAsync(draft!, cancellationToken), campaigns, created: true);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        // A create finds no campaign missing: its errors are the condition's, an id taken, or the campaign's own (422).
+        var result = await campaigns.CreateAsync(draft!, cancellationToken);
+        if (Refused(result) is { } refused)
+        {
+            return refused;
+        }
+
+        if (result.Conflict)
+        {
+            return Problems.Conflict(result.Problems[0]);
+        }
+
+        var response = ToResponse(result.Campaign!, campaigns);
+        return TypedResults.Created($"/api/campaigns/{response.Id}", response);
     }
 
-    private static async Task<IResult> Update(string id, HttpRequest request, CampaignService campaigns, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<CampaignResponse>, BodyProblem, NotFoundProblem, ConflictProblem, UnprocessableProblem>> Update(
+        string id, HttpRequest request, CampaignService campaigns, CancellationToken cancellationToken)
     {
         var (draft, problem) = await ReadDraft(request, allowId: false, cancellationToken);
-        return problem ?? Outcome(await campaigns.UpdateAsync(id, draft!, cancellationToken), campaigns, created: false);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var result = await campaigns.UpdateAsync(id, draft!, cancellationToken);
+        if (Refused(result) is { } refused)
+        {
+            return refused;
+        }
+
+        return result.NotFound ? Problems.NotFound(result.Problems[0])
+            : result.Conflict ? Problems.Conflict(result.Problems[0])
+            : TypedResults.Ok(ToResponse(result.Campaign!, campaigns));
     }
 
-    private static async Task<IResult> Delete(string id, CampaignService campaigns, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, NotFoundProblem, ConflictProblem>> Delete(string id, CampaignService campaigns, CancellationToken cancellationToken)
     {
+        // A delete is refused only for a campaign missing, or a conflict with a concurrent change.
         var result = await campaigns.DeleteAsync(id, cancellationToken);
-        return result.Campaign is not null ? TypedResults.NoContent() : Outcome(result, campaigns, created: false);
+        return result.Campaign is not null ? TypedResults.NoContent()
+            : result.NotFound ? Problems.NotFound(result.Problems[0])
+            : Problems.Conflict(result.Problems[0]);
     }
 
     private static async Task<Ok<CampaignResponse[]>> List(CampaignService campaigns, CancellationToken cancellationToken)
@@ -66,7 +111,7 @@ public static partial class CampaignsApi
         return TypedResults.Ok(responses.ToArray());
     }
 
-    private static async Task<IResult> Get(string id, CampaignService campaigns, CancellationToken cancellationToken) =>
+    private static async Task<Results<Ok<CampaignResponse>, NotFoundProblem>> Get(string id, CampaignService campaigns, CancellationToken cancellationToken) =>
         await campaigns.GetAsync(id, cancellationToken) is { } campaign
             ? TypedResults.Ok(await WithBroadcast(ToResponse(campaign, campaigns), campaign, campaigns, cancellationToken))
             : Problems.NotFound($"There is no campaign with the id '{id}'.");
@@ -81,7 +126,7 @@ public static partial class CampaignsApi
             }
             : response;
 
-    private static async Task<IResult> Notifications(string id, CampaignService campaigns, CancellationToken cancellationToken, long after = 0, int limit = 100)
+    private static async Task<Results<Ok<NotificationsResponse>, BadRequestProblem, NotFoundProblem>> Notifications(string id, CampaignService campaigns, CancellationToken cancellationToken, long after = 0, int limit = 100)
     {
         if (limit is < 1 or > 1000)
         {
@@ -103,7 +148,7 @@ public static partial class CampaignsApi
             rows.Count == limit ? rows[^1].Seq : null));
     }
 
-    private static async Task<IResult> Stats(string id, CampaignService campaigns, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<StatsResponse>, NotFoundProblem>> Stats(string id, CampaignService campaigns, CancellationToken cancellationToken)
     {
         if (await campaigns.GetAsync(id, cancellationToken) is null)
         {
@@ -114,37 +159,20 @@ public static partial class CampaignsApi
         return TypedResults.Ok(new StatsResponse(id, stats.SentByType, stats.SentByType.Values.Sum(), stats.Capped, stats.LastSent));
     }
 
-    private static async Task<IResult> Stream(HttpContext context, NotificationFeed feed, CampaignService campaigns, string? campaignId = null) =>
-        campaignId is not null && await campaigns.GetAsync(campaignId, context.RequestAborted) is null
+    private static async Task<Results<LiveFeedStream<NotificationRequest>, NotFoundProblem>> Stream(
+        NotificationFeed feed, CampaignService campaigns, CancellationToken cancellationToken, string? campaignId = null) =>
+        campaignId is not null && await campaigns.GetAsync(campaignId, cancellationToken) is null
             ? Problems.NotFound($"There is no campaign with the id '{campaignId}'.")
-            : await ChangesApi.StreamFeed(context, feed, campaignId, "notifications");
+            : new LiveFeedStream<NotificationRequest>(feed, campaignId, "notifications");
 
-    private static IResult Outcome(CampaignResult result, CampaignService campaigns, bool created)
-    {
-        if (result.ConditionErrors.Count > 0)
-        {
-            return Problems.InvalidRule(result.ConditionErrors);
-        }
-
-        if (result.NotFound)
-        {
-            return Problems.NotFound(result.Problems[0]);
-        }
-
-        if (result.Conflict)
-        {
-            return Problems.Conflict(result.Problems[0]);
-        }
-
-        if (result.Campaign is null)
-        {
-            return TypedResults.Problem(string.Join(" ", result.Problems), statusCode: StatusCodes.Status422UnprocessableEntity,
-                title: "The campaign is not valid", extensions: new Dictionary<string, object?> { ["errors"] = result.Problems.ToArray() });
-        }
-
-        var response = ToResponse(result.Campaign, campaigns);
-        return created ? TypedResults.Created($"/api/campaigns/{response.Id}", response) : TypedResults.Ok(response);
-    }
+    /// <summary>
+    /// The 422 of a save the campaign service refused as not valid: the condition's rule errors, or the campaign's own
+    /// (no such segment, a bad trigger, ...); null when the result is a campaign, a missing one or a conflict.
+    /// </summary>
+    private static UnprocessableProblem? Refused(CampaignResult result) =>
+        result.ConditionErrors.Count > 0 ? Problems.InvalidRule(result.ConditionErrors)
+        : result.Campaign is null && !result.NotFound && !result.Conflict ? Problems.Unprocessable(result.Problems, "The campaign is not valid")
+        : null;
 
     private static CampaignResponse ToResponse(CampaignRecord c, CampaignService campaigns) => new(
         c.Id, c.Name, c.SegmentId, c.Type, new ContentResponse(c.Content.Template, c.Content.Subject, c.Content.Personalization),
@@ -157,7 +185,7 @@ public static partial class CampaignsApi
     /// Reads <c>{id?, name, segmentId, type, content: {template, subject?, personalization?}, status?, trigger?,
     /// condition?, caps?, priority?, scheduledAt?}</c>; every malformed or unknown field is a 400 naming it.
     /// </summary>
-    private static async Task<(CampaignDraft? Draft, IResult? Problem)> ReadDraft(HttpRequest request, bool allowId, CancellationToken cancellationToken)
+    private static async Task<(CampaignDraft? Draft, BodyProblem? Problem)> ReadDraft(HttpRequest request, bool allowId, CancellationToken cancellationToken)
     {
         var (document, problem) = await JsonBody.ReadAsync(request, MaxBodyBytes, cancellationToken);
         if (problem is not null)
@@ -173,7 +201,7 @@ public static partial class CampaignsApi
             }
             catch (BadFieldException e)
             {
-                return (null, Problems.BadRequest(e.Message));
+                return (null, Problems.InvalidBody(e.Message));
             }
         }
     }
@@ -309,6 +337,69 @@ public static partial class CampaignsApi
     /// <summary>A time's offset, required: without one a time would be read in the server's zone.</summary>
     [System.Text.RegularExpressions.GeneratedRegex("(Z|z|[+-][0-9]{2}:?[0-9]{2})$")]
     private static partial System.Text.RegularExpressions.Regex OffsetPattern();
+
+    /// <summary>
+    /// A campaign as sent to <c>POST</c> and <c>PUT /api/campaigns</c> (docs/campaigns.md); it documents the body, which
+    /// the handler reads itself, naming every malformed or unknown field. An update takes no <c>id</c>.
+    /// </summary>
+    public sealed record CampaignRequest
+    {
+        [Description("1 to 64 characters; generated when absent.")]
+        public string? Id { get; init; }
+
+        [Description("1 to 255 characters.")]
+        public required string Name { get; init; }
+
+        [Description("The segment whose entries (or exits) fire the campaign.")]
+        public required string SegmentId { get; init; }
+
+        [Description("email, sms or push")]
+        public required string Type { get; init; }
+
+        public required ContentRequest Content { get; init; }
+
+        [Description("draft (the default), active, paused or completed; only active campaigns send.")]
+        public string? Status { get; init; }
+
+        [Description("on_enter (the default), on_exit or scheduled")]
+        public string? Trigger { get; init; }
+
+        [Description("A rule over the user's profile at the moment of the change; the campaign fires only where it holds.")]
+        public string? Condition { get; init; }
+
+        [Description("Up to 8 caps.")]
+        public CapRequest[]? Caps { get; init; }
+
+        [Description("Campaigns that fire for one change fire from the highest priority down; 0 when absent.")]
+        public int? Priority { get; init; }
+
+        [Description("Required for a scheduled campaign: when to notify every member, ISO 8601 with an offset.")]
+        public DateTimeOffset? ScheduledAt { get; init; }
+    }
+
+    public sealed record ContentRequest
+    {
+        [Description("The template's name.")]
+        public required string Template { get; init; }
+
+        [Description("A subject, for email.")]
+        public string? Subject { get; init; }
+
+        [Description("Profile fields sent with the notification, such as firstName or totalSpent.")]
+        public string[]? Personalization { get; init; }
+    }
+
+    /// <summary>At most <c>count</c> notifications per user within <c>period</c> (30m, 24h, 7d, 2w), counting this campaign's sends or every campaign's (<c>global</c>).</summary>
+    public sealed record CapRequest
+    {
+        public required int Count { get; init; }
+
+        [Description("30m, 24h, 7d, 2w: 1 minute to 90 days.")]
+        public required string Period { get; init; }
+
+        [Description("campaign (the default) or global")]
+        public string? Scope { get; init; }
+    }
 
     public sealed record ContentResponse(string Template, string? Subject, string[] Personalization);
 

@@ -1,8 +1,10 @@
-using System.Text.Json;
+using System.Reflection;
 using Audience.Api.Access;
 using Audience.Silo.Contracts;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Metadata;
 
 namespace Audience.Api.Features;
 
@@ -12,36 +14,71 @@ namespace Audience.Api.Features;
 /// </summary>
 public static class ChangesApi
 {
-    private const int MaxPerWrite = 256;
-    private const int SendBufferBytes = 64 * 1024;
-
     public static RouteHandlerBuilder MapChangesApi(this IEndpointRouteBuilder routes) =>
         routes.MapGet("/api/changes", Stream).WithTags("Changes").WithName("StreamChanges")
             .WithSummary("Server-Sent Events: one 'membership' event per entry or exit; ?segmentId= filters.")
-            .RequireAuthorization(AccessScopes.Read);
+            .WithDescription(LiveFeedStream<MembershipChangeMessage>.Description("membership", "changes"))
+            .RequireScope(AccessScopes.Read);
 
-    private static Task<IResult> Stream(HttpContext context, ChangeFeed feed, SegmentService segments, string? segmentId = null) =>
+    private static Results<LiveFeedStream<MembershipChangeMessage>, NotFoundProblem> Stream(ChangeFeed feed, SegmentService segments, string? segmentId = null) =>
         segmentId is not null && segments.Get(segmentId) is null
-            ? Task.FromResult(Problems.NotFound($"There is no segment with the id '{segmentId}'."))
-            : StreamFeed(context, feed, segmentId, "changes");
+            ? Problems.NotFound($"There is no segment with the id '{segmentId}'.")
+            : new LiveFeedStream<MembershipChangeMessage>(feed, segmentId, "changes");
+}
 
-    /// <summary>
-    /// Streams a feed's messages (those of <paramref name="key"/>, or all) as Server-Sent Events until the client leaves;
-    /// a reader that falls behind the feed's buffer is told how many <paramref name="noun"/> it missed.
-    /// </summary>
-    internal static async Task<IResult> StreamFeed<T>(HttpContext context, LiveFeed<T> feed, string? key, string noun)
+/// <summary>
+/// Streams a feed's messages (those of one key, or all) as Server-Sent Events until the client leaves; a reader that
+/// falls behind the feed's buffer is told how many it missed. At most <c>Security:MaxStreamSubscribers</c> streams are
+/// open at once: past that, 503 with <c>Retry-After</c>.
+/// </summary>
+/// <remarks>
+/// Not .NET 10's <c>TypedResults.ServerSentEvents</c>, which would lose what clients rely on: it writes no SSE
+/// comments (the <c>: subscribed</c> a client waits for before it sends events, and <c>: missed N changes</c>), and it
+/// formats each message again for every subscriber and flushes after each one, where a feed encodes a message once for
+/// all subscribers (<see cref="FeedItem.Frame"/>) and a subscriber writes what it has read with one flush (hundreds of
+/// subscribers under load). This result is typed the same way for the OpenAPI document: 200 <c>text/event-stream</c>
+/// whose events carry a <typeparamref name="T"/> as JSON, or 503.
+/// </remarks>
+public sealed class LiveFeedStream<T> : IResult, IEndpointMetadataProvider
+{
+    private const int MaxPerWrite = 256;
+    private const int SendBufferBytes = 64 * 1024;
+
+    private readonly LiveFeed<T> _feed;
+    private readonly string? _key;
+    private readonly string _noun;
+
+    /// <param name="feed">The feed to stream.</param>
+    /// <param name="key">The key of the messages to send (a segment's or a campaign's id), or null for all.</param>
+    /// <param name="noun">What the messages are, for the comment that says how many a slow reader missed.</param>
+    internal LiveFeedStream(LiveFeed<T> feed, string? key, string noun)
     {
-        var subscribers = context.RequestServices.GetRequiredService<StreamSubscribers>();
+        _feed = feed;
+        _key = key;
+        _noun = noun;
+    }
+
+    /// <summary>The operation's description in the OpenAPI document.</summary>
+    internal static string Description(string eventName, string noun) =>
+        $"text/event-stream: starts with the comment ': subscribed', then one '{eventName}' event per message, its data the JSON below "
+        + $"(null fields left out); a reader that falls more than {LiveFeed<T>.Capacity} messages behind skips ahead and gets the comment "
+        + $"': missed N {noun}'. 503 with Retry-After past Security:MaxStreamSubscribers open streams.";
+
+    public async Task ExecuteAsync(HttpContext httpContext)
+    {
+        var subscribers = httpContext.RequestServices.GetRequiredService<StreamSubscribers>();
         if (!subscribers.TryEnter())
         {
-            return Problems.Unavailable(
-                $"{subscribers.Max} live streams (/api/changes and /api/notifications together) are open, the most this process serves (Security:MaxStreamSubscribers).",
-                retryAfterSeconds: 5);
+            await Problems.Unavailable(
+                    $"{subscribers.Max} live streams (/api/changes and /api/notifications together) are open, the most this process serves (Security:MaxStreamSubscribers).",
+                    retryAfterSeconds: 5)
+                .ExecuteAsync(httpContext);
+            return;
         }
 
         try
         {
-            return await StreamOpen(context, feed, key, noun);
+            await StreamAsync(httpContext);
         }
         finally
         {
@@ -49,7 +86,7 @@ public static class ChangesApi
         }
     }
 
-    private static async Task<IResult> StreamOpen<T>(HttpContext context, LiveFeed<T> feed, string? key, string noun)
+    private async Task StreamAsync(HttpContext context)
     {
         var aborted = context.RequestAborted;
         // A subscriber that stops reading should block its stream soon, not after the kernel buffered megabytes
@@ -59,7 +96,7 @@ public static class ChangesApi
             socket.SendBufferSize = SendBufferBytes;
         }
 
-        using var subscription = feed.Subscribe(key);
+        using var subscription = _feed.Subscribe(_key);
         var response = context.Response;
         response.Headers.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
@@ -77,7 +114,7 @@ public static class ChangesApi
                 if (subscription.Missed != missed)
                 {
                     // This reader fell behind the feed's buffer; say so, so a client knows to resynchronise.
-                    await response.WriteAsync($": missed {subscription.Missed - missed} {noun}\n\n", aborted);
+                    await response.WriteAsync($": missed {subscription.Missed - missed} {_noun}\n\n", aborted);
                     missed = subscription.Missed;
                 }
 
@@ -93,7 +130,14 @@ public static class ChangesApi
         {
             // The client went away.
         }
+    }
 
-        return Results.Empty;
+    static void IEndpointMetadataProvider.PopulateMetadata(MethodInfo method, EndpointBuilder builder)
+    {
+        builder.Metadata.Add(new ProducesResponseTypeMetadata(StatusCodes.Status200OK, typeof(T), ["text/event-stream"])
+        {
+            Description = "A stream of Server-Sent Events, each event's data one message as below.",
+        });
+        ProblemResult.Describe(builder, StatusCodes.Status503ServiceUnavailable, "Too many live streams are open (Security:MaxStreamSubscribers); Retry-After says when to try again.");
     }
 }

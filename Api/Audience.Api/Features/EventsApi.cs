@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Text.Json;
 using Audience.Api.Access;
 using Audience.Silo;
@@ -5,6 +6,7 @@ using Audience.Silo.Contracts;
 using Audience.Silo.Hosting;
 using Audience.Silo.Processing;
 using Audience.Silo.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Audience.Api.Features;
 
@@ -17,20 +19,24 @@ public static class EventsApi
     public static RouteGroupBuilder MapEventsApi(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/api/events").WithTags("Events")
-            .RequireAuthorization(AccessScopes.Ingest).RequireRateLimiting(AccessServices.PerKeyLimit);
+            .RequireScope(AccessScopes.Ingest).RateLimitedPerKey();
+        // The body is read by the handler (Utf8JsonReader, pooled buffers), not bound: EventRequest only describes it.
         group.MapPost("/", PostEvent).WithName("PostEvent")
-            .Accepts<JsonElement>("application/json")
-            .WithSummary("Accept one event; 202 once it is durable.");
+            .Accepts<EventRequest>("application/json")
+            .WithSummary("Accept one event; 202 once it is durable.")
+            .WithDescription("'status' is 'accepted', or 'duplicate' when its eventId was taken before (it is applied once). At most 32 KiB.");
         group.MapPost("/batch", PostBatch).WithName("PostEventBatch")
-            .Accepts<JsonElement>("application/json")
-            .WithSummary($"Accept up to {MaxBatch} events; per item, accepted, duplicate or rejected with the reason.");
+            .Accepts<EventRequest[]>("application/json")
+            .WithSummary($"Accept up to {MaxBatch} events; per item, accepted, duplicate or rejected with the reason.")
+            .WithDescription("The valid items are kept and the others reported in 'results' with their index and error; 400 only when none is valid "
+                + "(with the same 'results') or the JSON cannot be read. At most 1,000 events and 4 MiB.");
         return group;
     }
 
     /// <summary>The largest batch body: the most events, each at its largest.</summary>
     public const int MaxBatchBytes = 4 * 1024 * 1024;
 
-    private static async Task<IResult> PostEvent(HttpRequest request, IEventSink log, AudienceMetrics metrics, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<Results<Accepted<EventAccepted>, BodyProblem, UnavailableProblem>> PostEvent(HttpRequest request, IEventSink log, AudienceMetrics metrics, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadBytesAsync(request, EventLimits.MaxEventBytes, cancellationToken);
         if (problem is not null)
@@ -44,7 +50,7 @@ public static class EventsApi
             if (!EventParser.TryRead(body.Memory, time.GetUtcNow(), out e, out var error))
             {
                 metrics.Rejected("invalid");
-                return Problems.BadRequest(error!, "The event is not valid");
+                return Problems.InvalidBody(error!, "The event is not valid");
             }
         }
 
@@ -67,7 +73,7 @@ public static class EventsApi
         metrics.Duplicates(duplicates);
     }
 
-    private static async Task<IResult> PostBatch(HttpRequest request, IEventSink log, AudienceMetrics metrics, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<Results<Accepted<BatchAccepted>, BodyProblem, UnavailableProblem>> PostBatch(HttpRequest request, IEventSink log, AudienceMetrics metrics, [FromKeyedServices(AudienceServices.Clock)] TimeProvider time, CancellationToken cancellationToken)
     {
         var (body, problem) = await JsonBody.ReadBytesAsync(request, MaxBatchBytes, cancellationToken);
         if (problem is not null)
@@ -84,7 +90,7 @@ public static class EventsApi
         if (batch.Error is { } error)
         {
             metrics.Rejected("invalid");
-            return batch.TooLarge ? Problems.TooLarge(error) : Problems.BadRequest(error, "The batch is not valid");
+            return batch.TooLarge ? Problems.TooLarge(error) : Problems.InvalidBody(error, "The batch is not valid");
         }
 
         var results = new BatchItem[batch.Items.Count];
@@ -112,8 +118,8 @@ public static class EventsApi
 
         if (valid.Count == 0)
         {
-            return TypedResults.Problem("No event in the batch is valid; see results.", statusCode: StatusCodes.Status400BadRequest,
-                title: "The batch is not valid", extensions: new Dictionary<string, object?> { ["results"] = results });
+            return Problems.InvalidBody("No event in the batch is valid; see results.", "The batch is not valid",
+                new Dictionary<string, object?> { ["results"] = results });
         }
 
         try
@@ -137,18 +143,34 @@ public static class EventsApi
             results.Count(r => r.Status == "accepted"), results.Count(r => r.Status == "duplicate"), results.Count(r => r.Status == "rejected"), results));
     }
 
-    public sealed record EventAccepted(string EventId, string Status);
+    /// <summary>
+    /// An event as sent; it documents the body, which <see cref="EventParser"/> reads itself (the hot path). Texts are
+    /// valid Unicode, no object names a key twice, strings in properties and context are at most 8 KiB, keys 256 bytes,
+    /// nesting 8 levels.
+    /// </summary>
+    public sealed record EventRequest
+    {
+        [Description("Generated (evt_...) when absent; an id sent again is accepted once and applied once.")]
+        public string? EventId { get; init; }
 
-    public sealed record BatchItem(int Index, string? EventId, string Status, string? Error);
+        [Description("1 to 256 printable characters.")]
+        public required string UserId { get; init; }
+
+        [Description("1 to 128 printable characters; 'purchase' feeds totalSpent and orderCount, 'identify' sets traits.")]
+        public required string EventType { get; init; }
+
+        [Description("ISO 8601, at most 5 minutes ahead; the receive time when absent.")]
+        public DateTimeOffset? Timestamp { get; init; }
+
+        [Description("Numbers must fit a decimal; a purchase's 'amount' is at most 10^15 in magnitude.")]
+        public IReadOnlyDictionary<string, JsonElement>? Properties { get; init; }
+
+        public IReadOnlyDictionary<string, JsonElement>? Context { get; init; }
+    }
+
+    public sealed record EventAccepted(string EventId, [property: Description("accepted or duplicate")] string Status);
+
+    public sealed record BatchItem(int Index, string? EventId, [property: Description("accepted, duplicate or rejected")] string Status, string? Error);
 
     public sealed record BatchAccepted(int Accepted, int Duplicates, int Rejected, BatchItem[] Results);
 }
-
-/// <summary>
-/// Source-generated JSON for the ingestion answers (the hot path); other answers use the default resolver behind it.
-/// Web defaults, like ASP.NET Core's own options: camelCase names.
-/// </summary>
-[System.Text.Json.Serialization.JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
-[System.Text.Json.Serialization.JsonSerializable(typeof(EventsApi.EventAccepted))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(EventsApi.BatchAccepted))]
-public sealed partial class IngestionJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

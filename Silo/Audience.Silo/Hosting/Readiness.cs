@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Audience.Silo.Kafka;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
@@ -54,20 +56,8 @@ public static class Readiness
         return services;
     }
 
-    /// <summary>
-    /// <c>/health/live</c> and <c>/health/ready</c>. Embedded, a faulted event log (its disk failed) makes the process
-    /// not live: it takes no events until it restarts, and stops itself for its supervisor to restart it.
-    /// </summary>
-    public static void MapHealth(this IEndpointRouteBuilder routes, AudienceMode mode, EventLog? eventLog)
-    {
-        routes.MapGet("/health/live", () => eventLog?.Fault is { } fault
-                ? Results.Problem($"The event log cannot store events: {fault}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not live")
-                : Results.Ok(new { status = "live" }))
-            .WithTags("Health");
-        routes.MapReadiness(mode);
-    }
-
-    private static IEndpointConventionBuilder MapReadiness(this IEndpointRouteBuilder routes, AudienceMode mode) =>
+    /// <summary><c>/health/ready</c>: 200 when ready or degraded, 503 when a check is unhealthy.</summary>
+    public static IEndpointConventionBuilder MapReadiness(this IEndpointRouteBuilder routes, AudienceMode mode) =>
         routes.MapHealthChecks("/health/ready", new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains(Tag),
@@ -84,22 +74,41 @@ public static class Readiness
     private static Task Write(HttpContext context, HealthReport report, AudienceMode mode)
     {
         var services = context.RequestServices;
-        var body = new Dictionary<string, object?>
+        var body = new ReadinessResponse(
+            report.Status switch { HealthStatus.Healthy => "ready", HealthStatus.Degraded => "degraded", _ => "not ready" },
+            mode.IsKafka ? "kafka" : "embedded",
+            services.GetRequiredService<SegmentService>().List().Count,
+            report.Entries.ToDictionary(e => e.Key, e => new CheckResponse(e.Value.Status.ToString().ToLowerInvariant(), e.Value.Description)))
         {
-            ["status"] = report.Status switch { HealthStatus.Healthy => "ready", HealthStatus.Degraded => "degraded", _ => "not ready" },
-            ["mode"] = mode.IsKafka ? "kafka" : "embedded",
-            ["segments"] = services.GetRequiredService<SegmentService>().List().Count,
-            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString().ToLowerInvariant(), description = e.Value.Description }),
+            ActiveUsers = services.GetService<ActiveUsers>()?.Count, // where this process is a silo
         };
-        if (services.GetService<ActiveUsers>() is { } active)
-        {
-            body["activeUsers"] = active.Count; // where this process is a silo
-        }
-
         context.Response.ContentType = "application/json";
-        return context.Response.WriteAsync(JsonSerializer.Serialize(body));
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body, HealthJsonContext.Default.ReadinessResponse));
     }
 }
+
+/// <summary><c>/health/ready</c>'s answer; <c>activeUsers</c> (user grains active) where the process is a silo.</summary>
+public sealed record ReadinessResponse(
+    [property: Description("ready, degraded or not ready")] string Status,
+    [property: Description("embedded or kafka")] string Mode,
+    int Segments,
+    IReadOnlyDictionary<string, CheckResponse> Checks)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? ActiveUsers { get; init; }
+}
+
+/// <summary>One check's outcome: healthy, degraded or unhealthy, and why.</summary>
+public sealed record CheckResponse(string Status, string? Description);
+
+/// <summary><c>/health/live</c>'s answer while the process can take events.</summary>
+public sealed record LiveResponse(string Status);
+
+/// <summary>The health answers' JSON, generated (the Api's own context lists them too, for its document).</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(ReadinessResponse))]
+[JsonSerializable(typeof(LiveResponse))]
+public sealed partial class HealthJsonContext : JsonSerializerContext;
 
 /// <summary>Embedded: the event log takes events and the silo's readers run.</summary>
 public sealed class EmbeddedSiloCheck(EventLog log, PartitionSupervisor supervisor) : IHealthCheck
