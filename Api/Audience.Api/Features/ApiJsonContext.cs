@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Audience.Silo.Hosting;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 
 namespace Audience.Api.Features;
 
