@@ -654,6 +654,15 @@ func (c *checker) checkDeployment(o Object) {
 	for k, v := range labels {
 		c.checkLabel(o, k, v)
 	}
+	// Orleans' Kubernetes hosting lists the silo pods by these labels, with the ids it reads from these variables.
+	for _, ct := range list(spec, "template", "spec", "containers") {
+		for _, e := range list(ct, "env") {
+			label := map[string]string{"ORLEANS_SERVICE_ID": "orleans/serviceId", "ORLEANS_CLUSTER_ID": "orleans/clusterId"}[str(e, "name")]
+			if label != "" && labels[label] != str(e, "value") {
+				c.fail(o, "pod label %s is %v, but %s is %q", label, labels[label], str(e, "name"), str(e, "value"))
+			}
+		}
+	}
 	c.checkPodSpec(o, dict(spec, "template", "spec"))
 }
 
@@ -836,12 +845,20 @@ type Summary struct {
 }
 
 type Container struct {
-	Object    string   `json:"object"`
-	Component string   `json:"component"`
-	Name      string   `json:"name"`
-	Image     string   `json:"image"`
-	Env       []string `json:"env"`
-	Probes    []Probe  `json:"probes"`
+	Object    string           `json:"object"`
+	Component string           `json:"component"`
+	Name      string           `json:"name"`
+	Image     string           `json:"image"`
+	Env       []EnvVar         `json:"env"`
+	Ports     map[string]int64 `json:"ports"`
+	Probes    []Probe          `json:"probes"`
+}
+
+// EnvVar is a container's variable: its value, or where it comes from (a Secret's key, a field of the pod).
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value,omitempty"`
+	From  string `json:"from,omitempty"`
 }
 
 type Probe struct {
@@ -862,9 +879,19 @@ func summarize(objects []Object, notes string) Summary {
 		pod := dict(o.Data, "spec", "template")
 		for _, ct := range list(pod, "spec", "containers") {
 			c := Container{Object: o.ID(), Component: str(pod, "metadata", "labels", "app.kubernetes.io/component"), Name: str(ct, "name"),
-				Image: str(ct, "image"), Env: []string{}, Probes: []Probe{}}
+				Image: str(ct, "image"), Env: []EnvVar{}, Ports: map[string]int64{}, Probes: []Probe{}}
 			for _, e := range list(ct, "env") {
-				c.Env = append(c.Env, str(e, "name"))
+				v := EnvVar{Name: str(e, "name"), Value: str(e, "value")}
+				if ref := dict(e, "valueFrom", "secretKeyRef"); ref != nil {
+					v.From = "secret " + str(ref, "name") + "/" + str(ref, "key")
+				} else if ref := dict(e, "valueFrom", "fieldRef"); ref != nil {
+					v.From = "field " + str(ref, "fieldPath")
+				}
+				c.Env = append(c.Env, v)
+			}
+			for _, p := range list(ct, "ports") {
+				n, _ := get(p, "containerPort").(float64)
+				c.Ports[str(p, "name")] = int64(n)
 			}
 			for _, kind := range []string{"startupProbe", "livenessProbe", "readinessProbe"} {
 				if h := dict(ct, kind, "httpGet"); h != nil {
