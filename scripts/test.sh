@@ -13,7 +13,10 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # Debian packages the suites use. Installed only when missing, so a warm machine skips apt.
 # PostgreSQL for the stores; kcat, the independent client that checks the topics (it brings Debian's librdkafka
 # for itself). The service and the tests' mock cluster use the librdkafka of the librdkafka.redist package.
-packages=(postgresql kcat)
+# Go, sprig, ghodss/yaml and gojsonschema for helm/check, which renders the chart as helm would (helm itself has no
+# package here), and yamllint over what it renders (tests/Audience.Api.Tests/Deploy/ChartTests).
+packages=(postgresql kcat golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
+  golang-github-xeipuuv-gojsonschema-dev yamllint)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

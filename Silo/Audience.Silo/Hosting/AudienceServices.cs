@@ -349,6 +349,8 @@ public static class AudienceServices
             {
                 silo.ConfigureEndpoints(siloPort, gatewayPort, listenOnAnyHostAddress: true);
             }
+
+            silo.UseKubernetesHostingInPod();
         }
         else
         {
