@@ -15,6 +15,7 @@ public static class UsersApi
         group.MapGet("/profile", Profile).WithName("GetProfile");
         group.MapGet("/segments", Segments).WithName("GetUserSegments");
         group.MapGet("/history", History).WithName("GetUserHistory");
+        group.MapUserErasure();
         return group;
     }
 
