@@ -37,6 +37,7 @@ public sealed class FuzzTests(AudienceFactory factory, Xunit.Abstractions.ITestO
         f => f.Get($"/api/users/{f.PathText()}/profile"),
         f => f.Get($"/api/users/{f.PathText()}/segments"),
         f => f.Get($"/api/users/{f.PathText()}/history{f.Query("after", "limit")}"),
+        f => f.Delete($"/api/users/{f.PathText()}"),
         f => f.Get($"/api/changes?segmentId=missing-{f.PathText()}"),
         f => f.Post("/api/segments/preview", f.SegmentBody()),
         f => f.Post("/api/campaigns", f.CampaignBody()),

@@ -151,10 +151,12 @@ public sealed class KeysTests(KeyedAudience audience) : IClassFixture<KeyedAudie
         using var created = await http.PostAsJsonAsync("/api/segments", new { name = "by reader", rule = "count(page_view within 7d) >= 1" });
         using var previewed = await http.PostAsJsonAsync("/api/segments/preview", new { rule = "count(page_view within 7d) >= 1" });
         using var ingested = await http.PostJson("/api/events", Event);
+        using var erased = await http.DeleteAsync("/api/users/u-keys");
 
         Assert.Equal(HttpStatusCode.OK, listed.StatusCode);
         await AssertProblem(created, HttpStatusCode.Forbidden, "'admin'");
         await AssertProblem(previewed, HttpStatusCode.Forbidden, "'admin'");
+        await AssertProblem(erased, HttpStatusCode.Forbidden, "'admin'");
         await AssertProblem(ingested, HttpStatusCode.Forbidden, "'ingest'");
     }
 
@@ -177,6 +179,8 @@ public sealed class KeysTests(KeyedAudience audience) : IClassFixture<KeyedAudie
         await Http.Eventually(async () => (await http.SegmentsOf("u-admin")).Contains(segmentId), "u-admin joins the segment");
         using var deleted = await http.DeleteAsync($"/api/segments/{segmentId}");
         Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        using var erased = await http.DeleteAsync("/api/users/u-admin");
+        Assert.Equal(HttpStatusCode.Accepted, erased.StatusCode);
     }
 
     [Fact]

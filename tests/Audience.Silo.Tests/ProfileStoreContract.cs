@@ -128,6 +128,55 @@ public abstract class ProfileStoreContract : IDisposable
         Assert.Equal([("a", 1L)], (await Store.BackfilledVersionsAsync(2)).Select(p => (p.Key, p.Value)));
     }
 
+    [SkippableFact]
+    public async Task Erasing_a_user_deletes_every_record_of_theirs_and_nothing_of_the_others()
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        foreach (var user in new[] { "gone", "kept" })
+        {
+            await Store.WriteAsync([Write(user, 3, 0, due: 500, partition: 2, memberships: [new MembershipDelta("vip", 10), new MembershipDelta("new", 20)],
+                history: [new HistoryChunk(0, [0]), new HistoryChunk(1, [1])],
+                archive: EventArchive.Encode([new ArchivedEvent(1, now, [(byte)'{', (byte)'}']), new ArchivedEvent(3, now, [(byte)'{', (byte)'}'])]))]);
+        }
+
+        var erasure = new ProfileErasure("gone", [2], ["vip", "new", "never-used"], HistoryChunks: 2);
+        await Store.EraseAsync(erasure);
+
+        // Read back by the store's own queries: the record, its due time and place in the partition, its memberships,
+        // history and archived events are gone; the other user's are all there.
+        Assert.Null(await Store.ReadAsync("gone"));
+        Assert.Equal(["kept"], (await Store.ReadManyAsync(["gone", "kept"])).Keys);
+        foreach (var segment in new[] { "vip", "new" })
+        {
+            Assert.Equal(["kept"], (await Store.MembersAsync(segment, string.Empty, 10)).Select(m => m.UserId));
+            Assert.Equal(1, await Store.CountMembersAsync(segment));
+        }
+
+        Assert.Empty(await Store.HistoryAsync("gone", 0, 10));
+        Assert.Equal(2, (await Store.HistoryAsync("kept", 0, 10)).Count);
+        Assert.Empty(await Store.ArchiveAsync("gone", 10, 0));
+        Assert.Equal([1L, 3L], (await Store.ArchiveAsync("kept", 10, 0)).Select(e => e.Seq));
+        Assert.Equal(["kept"], await Store.DueAsync(2, 1_000, 10));
+        Assert.Equal(["kept"], (await Store.ScanAsync(2, string.Empty, 10)).Select(r => r.UserId));
+        Assert.Equal(1, await Store.CountUsersAsync(2));
+        await AssertNothingStoredOf("gone", "kept");
+
+        // Idempotent, and a user with nothing stored is no error.
+        await Store.EraseAsync(erasure);
+        await Store.EraseAsync(new ProfileErasure("nobody", [2], ["vip"], 0));
+
+        // The same user again starts from nothing: a new record, with no history.
+        var again = await Store.WriteAsync([Write("gone", 9, 0, partition: 2)]);
+        Assert.Equal([1L], again);
+        Assert.Empty(await Store.HistoryAsync("gone", 0, 10));
+    }
+
+    /// <summary>
+    /// Checks with a client of its own, not the store's queries, that nothing stored names <paramref name="erased"/>
+    /// and that what the test stored for <paramref name="kept"/> is there.
+    /// </summary>
+    protected abstract Task AssertNothingStoredOf(string erased, string kept);
+
     /// <summary>
     /// For the stores that prune their archive by receive time (SQLite and PostgreSQL; Aerospike's archive expires
     /// with its own TTL instead and has a test of its own).
@@ -163,6 +212,30 @@ public sealed class EmbeddedProfileStoreTests : ProfileStoreContract
     [Fact]
     public Task Archived_events_read_back_by_user_up_to_a_sequence_number_and_are_pruned_by_time() => ArchivedEventsArePrunedByTime();
 
+    [Fact]
+    public async Task Erasing_a_user_deletes_their_notifications_only()
+    {
+        var campaigns = new Audience.Silo.Campaigns.EmbeddedCampaignStore(new Database(_directory));
+        await campaigns.RecordAsync([.. new[] { "gone", "kept", "gone" }.Select((u, i) => StoredRows.Firing(u, i))]);
+
+        Assert.Equal(2, await campaigns.EraseUserAsync("gone"));
+
+        Assert.Equal(["kept"], (await campaigns.NotificationsAsync("c1", 0, 10)).Select(n => n.Request.UserId));
+        Assert.Equal(0, await campaigns.EraseUserAsync("gone"));
+        await AssertNothingStoredOf("gone", "kept");
+    }
+
+    /// <summary>Every table with a <c>user_id</c> column, read by the sqlite3 command-line tool.</summary>
+    protected override Task AssertNothingStoredOf(string erased, string kept)
+    {
+        var database = Path.Combine(_directory, "audience.db");
+        var tables = StoredRows.Run("sqlite3", [database, "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c WHERE m.type = 'table' AND c.name = 'user_id' ORDER BY 1"], null)
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains("memberships", tables);
+        StoredRows.AssertOnlyOf(tables, erased, kept, sql => StoredRows.Run("sqlite3", [database, sql], null));
+        return Task.CompletedTask;
+    }
+
     public override void Dispose()
     {
         _store.Dispose();
@@ -188,6 +261,33 @@ public sealed class PostgresProfileStoreTests : ProfileStoreContract
 
     [SkippableFact]
     public Task Archived_events_read_back_by_user_up_to_a_sequence_number_and_are_pruned_by_time() => ArchivedEventsArePrunedByTime();
+
+    [SkippableFact]
+    public async Task Erasing_a_user_deletes_their_notifications_only()
+    {
+        var campaigns = new Audience.Silo.Campaigns.PostgresCampaignStore(_postgres);
+        await campaigns.RecordAsync([.. new[] { "gone", "kept", "gone" }.Select((u, i) => StoredRows.Firing(u, i))]);
+
+        Assert.Equal(2, await campaigns.EraseUserAsync("gone"));
+
+        Assert.Equal(["kept"], (await campaigns.NotificationsAsync("c1", 0, 10)).Select(n => n.Request.UserId));
+        Assert.Equal(0, await campaigns.EraseUserAsync("gone"));
+        await AssertNothingStoredOf("gone", "kept");
+    }
+
+    /// <summary>Every table with a <c>user_id</c> column, read by psql.</summary>
+    protected override Task AssertNothingStoredOf(string erased, string kept)
+    {
+        var connection = new Npgsql.NpgsqlConnectionStringBuilder(_database.ConnectionString);
+        string Psql(string sql) => StoredRows.Run("psql",
+            ["-h", connection.Host!, "-p", connection.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", connection.Username!,
+                "-d", connection.Database!, "-tAc", sql], connection.Password);
+        var tables = Psql("SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'user_id' ORDER BY 1")
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains("memberships", tables);
+        StoredRows.AssertOnlyOf(tables, erased, kept, Psql);
+        return Task.CompletedTask;
+    }
 
     [SkippableFact]
     public async Task Processes_that_start_at_once_migrate_the_schema_once()
@@ -284,6 +384,36 @@ public sealed class AerospikeProfileStoreTests : ProfileStoreContract, IAsyncLif
         Assert.Equal(300, await Store.CountUsersAsync(1));
     }
 
+    /// <summary>
+    /// Scans the test's sets with a client of its own: no bucket map names the erased user, and the records keyed by user
+    /// (which keep only digests) are the kept user's alone: one profile, two history chunks, one archive day.
+    /// </summary>
+    protected override async Task AssertNothingStoredOf(string erased, string kept)
+    {
+        await using var client = await Audience.Aerospike.AerospikeClient.ConnectAsync(_options!.Client());
+        async Task<List<Audience.Aerospike.Record>> Scan(string set)
+        {
+            var records = new List<Audience.Aerospike.Record>();
+            await foreach (var scanned in client.ScanPartitionsAsync(_options.Namespace, _options.SetPrefix + set))
+            {
+                records.Add(scanned.Record);
+            }
+
+            return records;
+        }
+
+        foreach (var (set, bin) in new[] { ("members", "m"), ("directory", "u") })
+        {
+            var keys = (await Scan(set)).SelectMany(r => r[bin] is Dictionary<object, object?> map ? map.Keys.Cast<string>() : []).ToList();
+            Assert.DoesNotContain(erased, keys);
+            Assert.Contains(kept, keys);
+        }
+
+        Assert.Equal(1, (await Scan("profiles")).Count(r => r["data"] is byte[]));
+        Assert.Equal(2, (await Scan("history")).Count);
+        Assert.Single(await Scan("archive"));
+    }
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
@@ -297,5 +427,44 @@ public sealed class AerospikeProfileStoreTests : ProfileStoreContract, IAsyncLif
     public override void Dispose()
     {
         // The client closes in DisposeAsync.
+    }
+}
+
+/// <summary>Independent checks of what a SQL store keeps about a user: command-line clients over every table with a user_id column.</summary>
+internal static class StoredRows
+{
+    /// <summary>A notification of campaign c1 for a user, as a campaign firing records it.</summary>
+    public static Audience.Silo.Campaigns.CampaignFiring Firing(string userId, int n) =>
+        new(new Audience.Silo.Contracts.NotificationRequest($"c1/{userId}/vip/e{n}", "c1", userId, "email", "welcome", null, new System.Text.Json.Nodes.JsonObject(), "on_enter", "vip",
+            DateTimeOffset.UnixEpoch.AddSeconds(n)), Capped: false);
+
+    /// <summary>Each table's rows of <paramref name="erased"/> are none; <paramref name="kept"/> has rows in some.</summary>
+    public static void AssertOnlyOf(IEnumerable<string> tables, string erased, string kept, Func<string, string> query)
+    {
+        var keptRows = 0L;
+        foreach (var table in tables)
+        {
+            var rows = query($"SELECT count(*) FILTER (WHERE user_id = '{erased}'), count(*) FILTER (WHERE user_id = '{kept}') FROM {table}").Trim().Split('|');
+            Assert.True(rows[0] == "0", $"{table} still has {rows[0]} rows of {erased}");
+            keptRows += long.Parse(rows[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        Assert.True(keptRows > 0, $"nothing of {kept} was found: the check reads the wrong database");
+    }
+
+    public static string Run(string program, string[] arguments, string? password)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (password is not null)
+        {
+            start.Environment["PGPASSWORD"] = password;
+        }
+
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(30_000), $"{program} did not finish");
+        Assert.True(process.ExitCode == 0, $"{program} failed: {error.Result}");
+        return output.Result;
     }
 }

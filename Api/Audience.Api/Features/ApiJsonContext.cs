@@ -15,6 +15,7 @@ namespace Audience.Api.Features;
 [JsonSerializable(typeof(EventsApi.EventRequest))]
 [JsonSerializable(typeof(EventsApi.EventRequest[]))]
 [JsonSerializable(typeof(EventsApi.EventAccepted))]
+[JsonSerializable(typeof(ErasureApi.ErasureAccepted))]
 [JsonSerializable(typeof(EventsApi.BatchAccepted))]
 [JsonSerializable(typeof(EventsApi.BatchItem[]))]
 [JsonSerializable(typeof(SegmentsApi.SegmentRequest))]

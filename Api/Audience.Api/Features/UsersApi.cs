@@ -21,6 +21,7 @@ public static class UsersApi
             .WithSummary("The segments the user is a member of, and since when.");
         group.MapGet("/history", History).WithName("GetUserHistory")
             .WithSummary("Every entry and exit, oldest first, with reason, time, latency and the event that caused it; 'next' is the 'after' of the next page.");
+        group.MapUserErasure();
         return group;
     }
 

@@ -61,6 +61,9 @@ public interface ICampaignStore
 
     Task<CampaignStats> StatsAsync(string campaignId, CancellationToken cancellationToken = default);
 
+    /// <summary>Deletes every notification recorded for the user (an erasure); returns how many went.</summary>
+    Task<long> EraseUserAsync(string userId, CancellationToken cancellationToken = default);
+
     /// <summary>The broadcast of the campaign for <paramref name="scheduledAt"/>, if it started.</summary>
     Task<BroadcastProgress?> BroadcastAsync(string campaignId, long scheduledAt, CancellationToken cancellationToken = default);
 
@@ -211,6 +214,14 @@ public sealed class EmbeddedCampaignStore(Database database) : ICampaignStore
         return Task.FromResult(CampaignRows.Stats(Database.Query(connection,
             "SELECT type, status, count(*), max(at) FROM notifications WHERE campaign_id = $c GROUP BY type, status",
             r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), ("$c", campaignId))));
+    }
+
+    public Task<long> EraseUserAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        using var connection = database.Open(durable: false);
+        using var gate = database.WriteGate.EnterScope();
+        using var command = Database.Command(connection, "DELETE FROM notifications WHERE user_id = $u", ("$u", userId));
+        return Task.FromResult((long)command.ExecuteNonQuery());
     }
 
     public Task<BroadcastProgress?> BroadcastAsync(string campaignId, long scheduledAt, CancellationToken cancellationToken = default)
@@ -384,6 +395,14 @@ public sealed class PostgresCampaignStore(PostgresDatabase database) : ICampaign
         return CampaignRows.Stats(PostgresDatabase.Query(connection,
             "SELECT type, status, count(*), max(at) FROM notifications WHERE campaign_id = @c GROUP BY type, status",
             r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), ("c", campaignId)));
+    }
+
+    public async Task<long> EraseUserAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("DELETE FROM notifications WHERE user_id = @u", connection);
+        command.Parameters.AddWithValue("u", userId);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<BroadcastProgress?> BroadcastAsync(string campaignId, long scheduledAt, CancellationToken cancellationToken = default)

@@ -324,6 +324,33 @@ public sealed class EventParser
 
     public static string NewEventId() => "evt_" + Guid.CreateVersion7().ToString("N");
 
+    /// <summary>
+    /// Checks a user id given outside an event (a route, an erasure message) by the rules of an event's <c>userId</c>:
+    /// 1 to 256 printable characters, not only white space, valid Unicode. Returns the error as an event's would say it, or null.
+    /// </summary>
+    public static string? CheckUserId(string? userId)
+    {
+        const string Name = "userId";
+        for (var i = 0; userId is not null && i < userId.Length; i++)
+        {
+            if (char.IsHighSurrogate(userId[i]) && i + 1 < userId.Length && char.IsLowSurrogate(userId[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(userId[i]))
+            {
+                return $"'{Name}' is not valid Unicode text.";
+            }
+        }
+
+        if (string.IsNullOrEmpty(userId) || userId.Length > EventLimits.MaxUserIdLength || HasControl(userId))
+        {
+            return $"'{Name}' must be 1 to {EventLimits.MaxUserIdLength} printable characters.";
+        }
+
+        return string.IsNullOrWhiteSpace(userId) ? $"'{Name}' must hold a character other than white space." : null;
+    }
+
     private string? ReadId(ref Utf8JsonReader r, string name, int maxLength, bool required, out string? error)
     {
         error = null;

@@ -85,4 +85,5 @@ public sealed record SegmentUpdateMessage(string SegmentId, long Version, string
 [JsonSerializable(typeof(DeadLetterMessage))]
 [JsonSerializable(typeof(SegmentUpdateMessage))]
 [JsonSerializable(typeof(NotificationRequest))]
+[JsonSerializable(typeof(UserErasure))]
 public sealed partial class SiloJsonContext : JsonSerializerContext;

@@ -25,6 +25,14 @@ public sealed record EventBatch(
     [property: Id(3)] LoggedEvent[] Events,
     [property: Id(4)] long AppliedThrough = 0);
 
+/// <summary>
+/// An erasure of the user at its place in the user's partition (<see cref="Seq"/>), as the partition's reader reaches it:
+/// after every event of the user before it. <see cref="RequestedAt"/> is when it was asked for (Unix ms).
+/// </summary>
+[GenerateSerializer]
+[Immutable]
+public sealed record ErasureRequest([property: Id(0)] int Partition, [property: Id(1)] long Seq, [property: Id(2)] string ErasureId, [property: Id(3)] long RequestedAt);
+
 /// <summary>A segment to apply to a user's profile (created, edited) or to remove from it (deleted): a backfill.</summary>
 [GenerateSerializer]
 [Immutable]

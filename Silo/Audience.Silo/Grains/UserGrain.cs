@@ -37,6 +37,16 @@ public interface IUserGrain : IGrainWithStringKey
     /// </summary>
     Task Broadcast(string campaignId, long scheduledAt, long version);
 
+    /// <summary>
+    /// Erases everything kept about this user, as the partition's reader reaches the erasure in the user's stream (it has
+    /// had every grain write what it applied before): a removal with reason <c>erased</c> of each membership is delivered
+    /// like any change, then the store deletes the record (with its due time), its membership index entries, its history
+    /// and archived events, and the campaign store the user's notifications; the grain starts over as a user with
+    /// nothing stored, and the user's events after the erasure build a new profile. Applied again (the partition read
+    /// again after a crash), it finds nothing left and announces nothing more.
+    /// </summary>
+    Task Erase(ErasureRequest request);
+
     Task<ProfileView?> GetProfile();
 
     Task<ExplainResult?> Explain(string segmentId);
@@ -216,6 +226,42 @@ public sealed partial class UserGrain(
         await Save(_session.Record.Partition, now);
     }
 
+    public async Task Erase(ErasureRequest request)
+    {
+        if (_session.Record.LastSeq >= request.Seq)
+        {
+            // Applied already by this activation (the partition is read again from before it): nothing before it is left.
+            return;
+        }
+
+        var now = silo.Now();
+        var (removals, erasure) = _session.PlanErasure(request, now);
+        try
+        {
+            // Announced before anything is deleted: after a crash in between, the stored profile gives the same removals
+            // with the same ids again.
+            await silo.Outputs.DeliverAsync(removals, [], []);
+            silo.Metrics.Delivered(removals, []);
+            await silo.Store.EraseAsync(erasure);
+            await silo.Campaigns.Store.EraseUserAsync(UserId);
+
+            // What this activation holds goes too: the grain state is read again (nothing is stored), and the session
+            // starts empty at the erasure's place, so nothing before it is applied again.
+            await stored.ReadStateAsync();
+            _session = await ProfileSession.OpenAsync(UserId, null, silo, default);
+            _session.Record.LastSeq = request.Seq;
+            _session.Record.Partition = request.Partition;
+        }
+        catch
+        {
+            Break();
+            throw;
+        }
+
+        silo.Metrics.Erased();
+        LogErased(UserId, request.ErasureId, removals.Count);
+    }
+
     public async Task<ProfileView?> GetProfile()
     {
         if (!HasProfile)
@@ -368,6 +414,9 @@ public sealed partial class UserGrain(
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "An event of user {UserId} could not be applied and went to the dead letters: {Error}")]
     private partial void LogDeadLetter(string error, string userId);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Information, Message = "User {UserId} erased ({ErasureId}): profile, history, archived events and notifications deleted, {Memberships} memberships removed")]
+    private partial void LogErased(string userId, string erasureId, int memberships);
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "The profile of user {UserId} could not be written as its grain deactivated; its partition reads its events again")]
     private partial void LogWriteOnDeactivationFailed(Exception exception, string userId);

@@ -71,6 +71,31 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
         return results;
     }
 
+    /// <summary>
+    /// Produces an erasure of a user to <c>user-events</c>, keyed by the user id like the user's events (so it lands in
+    /// their partition, after those produced before it) and marked by the header <c>message-type: erasure</c>; completes
+    /// once the broker acknowledged it. Not refused past <c>Kafka:MaxLag</c>: it is one small message, applied in turn.
+    /// </summary>
+    public async Task AppendErasureAsync(UserErasure erasure, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var delivered = await _producer.ProduceAsync(_topic, new Message<string, byte[]>
+            {
+                Key = erasure.UserId,
+                Value = JsonSerializer.SerializeToUtf8Bytes(erasure, SiloJsonContext.Default.UserErasure),
+                Headers = Telemetry.TraceHeader() is { } trace
+                    ? [new Header(UserErasure.Header, System.Text.Encoding.UTF8.GetBytes(UserErasure.HeaderValue)), trace]
+                    : [new Header(UserErasure.Header, System.Text.Encoding.UTF8.GetBytes(UserErasure.HeaderValue))],
+            }, cancellationToken).ConfigureAwait(false);
+            _lag.Produced(delivered.Partition.Value, delivered.Offset.Value);
+        }
+        catch (KafkaException e)
+        {
+            throw new EventLogUnavailableException($"Kafka did not acknowledge the erasure: {e.Error.Reason}", e);
+        }
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)

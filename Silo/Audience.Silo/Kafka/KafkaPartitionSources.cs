@@ -168,6 +168,11 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
             ? _time.GetUtcNow()
             : new DateTimeOffset(result.Message.Timestamp.UtcDateTime, TimeSpan.Zero);
         string? error;
+        if (IsErasure(result.Message.Headers))
+        {
+            return ReadErasure(result, seq, received);
+        }
+
         if (!EventParser.TryRead(result.Message.Value ?? [], received, out var e, out error,
                 defaultEventId: $"evt_{result.Topic}_{result.Partition.Value}_{result.Offset.Value}"))
         {
@@ -187,6 +192,27 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
         return new PartitionEntry(seq, received.ToUnixTimeMilliseconds(), null, new DeadLetterMessage(error!, result.Topic, result.Partition.Value,
             result.Offset.Value, result.Message.Key, System.Text.Encoding.UTF8.GetString(result.Message.Value ?? []), _time.GetUtcNow()));
     }
+
+    /// <summary>An erasure of a user (header <c>message-type: erasure</c>); one that is not valid becomes a dead letter.</summary>
+    private PartitionEntry ReadErasure(ConsumeResult<string?, byte[]> result, long seq, DateTimeOffset received)
+    {
+        if (UserErasure.TryRead(result.Message.Value ?? [], out var erasure, out var error))
+        {
+            if (result.Message.Key == erasure!.UserId)
+            {
+                return new PartitionEntry(seq, received.ToUnixTimeMilliseconds(), null, Erasure: erasure);
+            }
+
+            error = $"The message key must be the erasure's userId ('{erasure.UserId}'), so that it follows the user's events in their partition.";
+        }
+
+        return new PartitionEntry(seq, received.ToUnixTimeMilliseconds(), null, new DeadLetterMessage(error!, result.Topic, result.Partition.Value,
+            result.Offset.Value, result.Message.Key, System.Text.Encoding.UTF8.GetString(result.Message.Value ?? []), _time.GetUtcNow()));
+    }
+
+    private static bool IsErasure(Headers? headers) =>
+        headers is not null && headers.TryGetLastBytes(UserErasure.Header, out var value)
+        && value.AsSpan().SequenceEqual(System.Text.Encoding.UTF8.GetBytes(UserErasure.HeaderValue));
 
     public void Dispose()
     {

@@ -25,6 +25,7 @@ public sealed class AudienceMetrics : IDisposable
     private readonly UpDownCounter<long> _writeBehind;
     private readonly Counter<long> _backfilled;
     private readonly Counter<long> _notifications;
+    private readonly Counter<long> _erased;
 
     public AudienceMetrics()
     {
@@ -43,11 +44,13 @@ public sealed class AudienceMetrics : IDisposable
         _writeBehind = _meter.CreateUpDownCounter<long>("audience_writebehind_pending", description: "Users whose applied events wait for the next write round");
         _backfilled = _meter.CreateCounter<long>("audience_backfill_profiles", description: "Stored profiles a segment's backfill went through");
         _notifications = _meter.CreateCounter<long>("audience_notifications", description: "Notifications campaigns recorded, by type and status (sent, capped)");
+        _erased = _meter.CreateCounter<long>("audience_users_erased", description: "Erasures of users applied (DELETE /api/users/{id}), a user with nothing stored included");
         _meter.CreateObservableGauge("audience_consumer_lag", () => Lag?.Invoke() ?? [],
             description: "Kafka mode: events of each partition produced by this Api and not yet checkpointed by the silos");
         // Present from the start, so a dashboard shows 0 rather than no data.
         _deadLetters.Add(0);
         _duplicates.Add(0);
+        _erased.Add(0);
     }
 
     /// <summary>The lag per partition, where this process knows it (the Api in Kafka mode).</summary>
@@ -64,6 +67,8 @@ public sealed class AudienceMetrics : IDisposable
     public void WriteBehind(long delta) => _writeBehind.Add(delta);
 
     public void Backfilled(long profiles) => _backfilled.Add(profiles);
+
+    public void Erased() => _erased.Add(1);
 
     /// <summary>What one delivery carried: the changes (with their time to qualify) and the notifications.</summary>
     public void Delivered(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<Campaigns.CampaignFiring> notifications)

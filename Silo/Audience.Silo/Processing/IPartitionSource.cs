@@ -4,10 +4,11 @@ using Audience.Silo.Storage;
 namespace Audience.Silo.Processing;
 
 /// <summary>
-/// An entry of a partition at its sequence number (a Kafka offset + 1, so that 0 means "nothing yet"): an event, or
-/// a message that could not be read, described as the dead letter it becomes.
+/// An entry of a partition at its sequence number (a Kafka offset + 1, so that 0 means "nothing yet"): an event, an
+/// erasure of a user, or a message that could not be read, described as the dead letter it becomes.
 /// </summary>
-public sealed record PartitionEntry(long Seq, long ReceivedAt, UserEvent? Event, DeadLetterMessage? DeadLetter = null, string? TraceParent = null);
+public sealed record PartitionEntry(long Seq, long ReceivedAt, UserEvent? Event, DeadLetterMessage? DeadLetter = null, UserErasure? Erasure = null,
+    string? TraceParent = null);
 
 /// <summary>Where a partition reader's entries come from: a partition of the embedded log, or a Kafka partition.</summary>
 public interface IPartitionSource : IAsyncDisposable

@@ -121,7 +121,7 @@ public sealed partial class PartitionReader
 
             if (entries.Count > 0)
             {
-                await Deliver(source.Topic, entries, stopping).ConfigureAwait(false);
+                await DeliverInOrder(source.Topic, entries, position, stopping).ConfigureAwait(false);
                 position = entries[^1].Seq;
             }
 

@@ -265,6 +265,35 @@ public sealed class ProfileSession
     }
 
     /// <summary>
+    /// What erasing this user announces and deletes: a removal with reason <c>erased</c> of each membership the profile
+    /// holds, in segment order (its dedupe id names the erasure's place in the partition, <c>x&lt;seq&gt;</c>, so an
+    /// erasure applied again after a crash announces the same ids), and the keys of everything the store keeps about the
+    /// user. Nothing of it goes into the history, which the erasure deletes.
+    /// </summary>
+    public (List<MembershipChangeMessage> Removals, ProfileErasure Erasure) PlanErasure(ErasureRequest request, long now)
+    {
+        var segments = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var segment in _silo.Index.Segments)
+        {
+            segments.Add(segment.Id);
+        }
+
+        var removals = new List<MembershipChangeMessage>(State.Profile.Memberships.Count);
+        foreach (var segmentId in State.Profile.Memberships.Keys.Select(_silo.Catalog.SegmentId).Order(StringComparer.Ordinal))
+        {
+            segments.Add(segmentId);
+            var indexed = _silo.Index.Find(segmentId);
+            removals.Add(new MembershipChangeMessage(UserId, segmentId, "removed", "erased", DateTimeOffset.FromUnixTimeMilliseconds(now),
+                new MembershipChangeMetadata(indexed?.Version ?? 0, indexed?.Rule.Text ?? string.Empty, "erasure", null,
+                    Math.Max(0, now - request.RequestedAt), $"{UserId}/{segmentId}/x{request.Seq}")));
+        }
+
+        var sealedChunks = (State.HistoryCount - State.OpenHistory.Count) / ProfileCodec.HistoryChunkSize;
+        int[] partitions = Record.Partition == request.Partition ? [request.Partition] : [Record.Partition, request.Partition];
+        return (removals, new ProfileErasure(UserId, partitions, segments, sealedChunks));
+    }
+
+    /// <summary>
     /// <see cref="Messages"/>, <see cref="Orders"/> and <see cref="DeadLetters"/> were delivered; what they record
     /// stays to be written.
     /// </summary>

@@ -36,6 +36,9 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
     private const string BackfillSet = "backfills";
     private const long DayMs = 86_400_000;
 
+    /// <summary>History chunks past those a profile says it sealed that an erasure deletes too.</summary>
+    private const int ErasedChunksPastSealed = 4;
+
     private static readonly IReadOnlyList<string> RecordBins = ["p", "s", "d", "data"];
 
     private readonly AerospikeStoreOptions _options;
@@ -442,9 +445,7 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
     public Task<IReadOnlyList<ArchivedEvent>> ArchiveAsync(string userId, long uptoSeq, long receivedSince, CancellationToken cancellationToken = default) =>
         Run<IReadOnlyList<ArchivedEvent>>(async client =>
         {
-            // One record per day: the days from the later of receivedSince and the retention's start, to tomorrow.
-            var lastDay = (_time.GetUtcNow().ToUnixTimeMilliseconds() / DayMs) + 1;
-            var firstDay = Math.Max(receivedSince / DayMs, lastDay - (long)_retention.TotalDays - 2);
+            var (firstDay, lastDay) = ArchiveDays(receivedSince);
             var days = Enumerable.Range(0, (int)(lastDay - firstDay + 1)).Select(d => firstDay + d).ToList();
             var records = await client.GetManyAsync([.. days.Select(d => ArchiveKey(userId, d))], ["c"], null, cancellationToken).ConfigureAwait(false);
             return [.. records
@@ -455,8 +456,60 @@ public sealed class AerospikeProfileStore : IProfileStore, IAsyncDisposable
                 .Where(e => e.Seq <= uptoSeq && e.ReceivedAt >= receivedSince)];
         }, cancellationToken);
 
+    /// <summary>The days whose archive records may hold events received since <paramref name="receivedSince"/>: from the later of that and the retention's start, to tomorrow.</summary>
+    private (long First, long Last) ArchiveDays(long receivedSince)
+    {
+        var lastDay = (_time.GetUtcNow().ToUnixTimeMilliseconds() / DayMs) + 1;
+        return (Math.Max(receivedSince / DayMs, lastDay - (long)_retention.TotalDays - 2), lastDay);
+    }
+
     /// <summary>Archived events expire by TTL (<c>Silo:EventRetention</c> and a day): nothing to prune.</summary>
     public Task<long> PruneArchiveAsync(long receivedBefore, CancellationToken cancellationToken = default) => Task.FromResult(0L);
+
+    /// <summary>
+    /// Deletes the user's records by key in one batch operate (a request per node): the profile, its history chunks
+    /// (those sealed and a few past them, which a write that lost its generation check may have left), its archive days
+    /// over the retention (the days <see cref="ArchiveAsync"/> reads), and its entries in the bucket records of the
+    /// membership index and the partition directory. Community Edition's deletes are not durable: on a server that keeps
+    /// its data in files, a cold restart can bring deleted records back (docs/operations.md).
+    /// </summary>
+    public Task EraseAsync(ProfileErasure erasure, CancellationToken cancellationToken = default) =>
+        Run(async client =>
+        {
+            var user = erasure.UserId;
+            var deletes = new List<BatchWrite> { new(ProfileKey(user), [Operation.Delete()]) };
+            for (var chunk = 0L; chunk < erasure.HistoryChunks + ErasedChunksPastSealed; chunk++)
+            {
+                deletes.Add(new BatchWrite(HistoryKey(user, chunk), [Operation.Delete()]));
+            }
+
+            var (firstDay, lastDay) = ArchiveDays(0);
+            for (var day = firstDay; day <= lastDay; day++)
+            {
+                deletes.Add(new BatchWrite(ArchiveKey(user, day), [Operation.Delete()]));
+            }
+
+            foreach (var segmentId in erasure.SegmentIds)
+            {
+                deletes.Add(new BatchWrite(MemberKey(segmentId, Bucket(user, _options.MemberBuckets)), [MapOperation.RemoveByKeyList("m", [user])]));
+            }
+
+            foreach (var partition in erasure.Partitions)
+            {
+                deletes.Add(new BatchWrite(DirectoryKey(partition, Bucket(user, _options.DirectoryBuckets)), [MapOperation.RemoveByKeyList("u", [user])]));
+            }
+
+            foreach (var answer in await client.OperateManyAsync(deletes, null, cancellationToken).ConfigureAwait(false))
+            {
+                // Most of the keys name nothing: days without events, chunks never sealed, buckets never written.
+                if (!answer.IsOk && answer.ResultCode != ResultCode.KeyNotFound)
+                {
+                    throw new AerospikeException(answer.ResultCode, $"Erasing user {user} failed: {answer.ResultCode}.");
+                }
+            }
+
+            return true;
+        }, cancellationToken);
 
     public Task<IReadOnlyDictionary<string, long>> BackfilledVersionsAsync(int partition, CancellationToken cancellationToken = default) =>
         Run<IReadOnlyDictionary<string, long>>(async client =>

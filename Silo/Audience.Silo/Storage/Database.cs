@@ -86,6 +86,7 @@ public sealed class Database
             at INTEGER NOT NULL,
             payload TEXT NOT NULL);
         CREATE INDEX IF NOT EXISTS notifications_by_campaign ON notifications(campaign_id, seq);
+        CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications(user_id);
         CREATE TABLE IF NOT EXISTS campaign_broadcasts(
             campaign_id TEXT NOT NULL,
             scheduled_at INTEGER NOT NULL,

@@ -13,6 +13,9 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
 {
     private static readonly int MaxIdleReaders = Environment.ProcessorCount * 2;
 
+    /// <summary>The tables keyed by user first, whose rows an erasure deletes by the user id (memberships are keyed by segment).</summary>
+    private static readonly string[] UserTables = ["profile_records", "history_chunks", "event_archive"];
+
     private readonly Database _database;
     private readonly ConcurrentBag<SqliteConnection> _readers = [];
     private readonly SqliteConnection _writer;
@@ -183,6 +186,34 @@ public sealed class EmbeddedProfileStore : IProfileStore, IDisposable
             using var command = Database.Command(_writer, "DELETE FROM event_archive WHERE received_at < $t", ("$t", receivedBefore));
             return Task.FromResult((long)command.ExecuteNonQuery());
         }
+    }
+
+    public Task EraseAsync(ProfileErasure erasure, CancellationToken cancellationToken = default)
+    {
+        lock (_writeLock)
+        {
+            using var gate = _database.WriteGate.EnterScope();
+            using var transaction = _writer.BeginTransaction();
+            foreach (var table in UserTables)
+            {
+                using var delete = Database.Command(_writer, $"DELETE FROM {table} WHERE user_id = $u", ("$u", erasure.UserId));
+                delete.Transaction = transaction;
+                delete.ExecuteNonQuery();
+            }
+
+            // By the index's key, segment by segment: the index has no lookup by user.
+            using var leave = Database.Command(_writer, "DELETE FROM memberships WHERE segment_id = $s AND user_id = $u", ("$s", string.Empty), ("$u", erasure.UserId));
+            leave.Transaction = transaction;
+            foreach (var segmentId in erasure.SegmentIds)
+            {
+                leave.Parameters[0].Value = segmentId;
+                leave.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
+        }
+
+        return Task.CompletedTask;
     }
 
     public Task<IReadOnlyDictionary<string, long>> BackfilledVersionsAsync(int partition, CancellationToken cancellationToken = default) =>

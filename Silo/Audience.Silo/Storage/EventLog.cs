@@ -19,19 +19,30 @@ public readonly record struct AppendResult(string EventId, bool Duplicate);
 /// whatever queued up while the one before was written, so commits grow with the load (one log for every partition:
 /// a commit per partition would cost a synchronous write each). Readers see committed entries only.
 /// <para>
-/// An entry is the receive time (Unix ms, 8 bytes), the 64-bit hash of the event id (8 bytes), the partition (8 bytes)
-/// and the event's JSON. Event ids are unique within the retention (<c>Silo:DeduplicationWindow</c>): the hashes of the
-/// retained events are held in memory (about 40 bytes each), rebuilt from the log at start, and a repeated id is
-/// reported as a duplicate and not stored again. A sequence number is the entry's address in the log (so it grows,
+/// An entry is the receive time (Unix ms, 8 bytes), the 64-bit hash of the event id (8 bytes), the partition (4 bytes),
+/// what the entry holds (4 bytes: an event, or an erasure of a user, <see cref="AppendErasureAsync"/>) and its JSON.
+/// Event ids are unique within the retention (<c>Silo:DeduplicationWindow</c>): the hashes of the retained events are
+/// held in memory (about 40 bytes each), rebuilt from the log at start, and a repeated id is reported as a duplicate and
+/// not stored again. A sequence number is the entry's address in the log (so it grows,
 /// and 0 means "nothing yet"); a partition's reader reads the log and keeps its partition's entries.
 /// </para>
 /// </summary>
 public sealed partial class EventLog : IEventSink, IAsyncDisposable
 {
-    /// <summary>An entry's header: receive time at 0, the event id's hash at 8, the partition at 16; the JSON after it.</summary>
+    /// <summary>An entry's header: receive time at 0, the event id's hash at 8, the partition at 16, its kind at 20; the JSON after it.</summary>
     internal const int HeaderSize = 24;
 
     internal const int PartitionOffset = 16;
+
+    /// <summary>
+    /// Where an entry says what it holds: <see cref="EventEntry"/> or <see cref="ErasureEntry"/>. Entries written before
+    /// erasures existed held the partition in 8 bytes here, whose upper half is 0: an event.
+    /// </summary>
+    internal const int KindOffset = 20;
+
+    internal const int EventEntry = 0;
+
+    internal const int ErasureEntry = 1;
 
     /// <summary>How far apart (in receive time) the places are where the log may be cut when pruning.</summary>
     private static readonly long MarkIntervalMs = (long)TimeSpan.FromMinutes(1).TotalMilliseconds;
@@ -173,9 +184,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
                 }
 
                 var entry = encoded.Span.Slice(start, length);
-                BinaryPrimitives.WriteInt64LittleEndian(entry, receivedAt);
-                BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], hash);
-                BinaryPrimitives.WriteInt64LittleEndian(entry[PartitionOffset..], partition);
+                WriteHeader(entry, receivedAt, hash, partition, EventEntry);
                 if (!_log.TryEnqueue(entry, out var address))
                 {
                     // The log's memory is full of entries its disk has not taken yet: it is behind.
@@ -190,6 +199,50 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
         }
 
         return (results, until);
+    }
+
+    /// <summary>
+    /// Appends an erasure of a user to the user's partition, after every event of the user appended before it, and
+    /// returns once it is durable. The partition's reader applies it in that order (<see cref="Processing.PartitionReader"/>).
+    /// </summary>
+    public async Task AppendErasureAsync(UserErasure erasure, CancellationToken cancellationToken = default)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(erasure, SiloJsonContext.Default.UserErasure);
+        var entry = new byte[HeaderSize + json.Length];
+        json.CopyTo(entry.AsSpan(HeaderSize));
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        WriteHeader(entry, now, Hash(erasure.ErasureId), EventValues.PartitionOf(erasure.UserId, _partitions), ErasureEntry);
+        if (_fault is { } fault)
+        {
+            throw new EventLogUnavailableException($"The event log cannot store the erasure right now ({fault}).", null);
+        }
+
+        long until;
+        lock (_appendLock)
+        {
+            if (_disposed)
+            {
+                throw new EventLogUnavailableException("The event log is shut down.", null);
+            }
+
+            if (!_log.TryEnqueue(entry, out var address))
+            {
+                throw new EventLogUnavailableException("The event log is behind: its buffers are full of events not yet written.", null);
+            }
+
+            Appended(address, now);
+            until = address + 1;
+        }
+
+        await WaitForCommitAsync([], until).ConfigureAwait(false);
+    }
+
+    private static void WriteHeader(Span<byte> entry, long receivedAt, ulong hash, int partition, int kind)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(entry, receivedAt);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], hash);
+        BinaryPrimitives.WriteInt32LittleEndian(entry[PartitionOffset..], partition);
+        BinaryPrimitives.WriteInt32LittleEndian(entry[KindOffset..], kind);
     }
 
     private async Task<AppendResult[]> WaitForCommitAsync(AppendResult[] results, long until)
@@ -394,7 +447,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
 
                 var header = owner.Memory.Span;
                 var receivedAt = BinaryPrimitives.ReadInt64LittleEndian(header);
-                if (receivedAt >= retainedSince)
+                if (receivedAt >= retainedSince && BinaryPrimitives.ReadInt32LittleEndian(header[KindOffset..]) == EventEntry)
                 {
                     _ids.TryAdd(BinaryPrimitives.ReadUInt64LittleEndian(header[8..]), receivedAt);
                 }
@@ -488,7 +541,7 @@ public sealed class PartitionLogReader(FasterLog log, int partition) : IDisposab
             {
                 last = Math.Max(last, address);
                 var entry = owner.Memory[..length];
-                if (address > afterSeq && length >= EventLog.HeaderSize && BinaryPrimitives.ReadInt64LittleEndian(entry.Span[EventLog.PartitionOffset..]) == partition)
+                if (address > afterSeq && length >= EventLog.HeaderSize && BinaryPrimitives.ReadInt32LittleEndian(entry.Span[EventLog.PartitionOffset..]) == partition)
                 {
                     entries.Add(ToEntry(entry, address));
                 }
@@ -505,6 +558,19 @@ public sealed class PartitionLogReader(FasterLog log, int partition) : IDisposab
         var receivedAt = BinaryPrimitives.ReadInt64LittleEndian(entry.Span);
         var json = entry[EventLog.HeaderSize..];
         var at = DateTimeOffset.FromUnixTimeMilliseconds(receivedAt);
+        var kind = BinaryPrimitives.ReadInt32LittleEndian(entry.Span[EventLog.KindOffset..]);
+        if (kind != EventLog.EventEntry)
+        {
+            string? invalid = $"An entry of kind {kind} is not one this version reads.";
+            if (kind == EventLog.ErasureEntry && UserErasure.TryRead(json.Span, out var erasure, out invalid))
+            {
+                return new Processing.PartitionEntry(seq, receivedAt, null, Erasure: erasure);
+            }
+
+            return new Processing.PartitionEntry(seq, receivedAt, null,
+                new DeadLetterMessage(invalid!, "embedded-log", partition, seq, null, System.Text.Encoding.UTF8.GetString(json.Span), at));
+        }
+
         // Events were checked on the way in; one that no longer reads (a format change) is passed over, not applied.
         return EventParser.TryRead(json, at, out var e, out var error)
             ? new Processing.PartitionEntry(seq, receivedAt, e)

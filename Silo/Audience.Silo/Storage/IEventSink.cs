@@ -10,4 +10,10 @@ namespace Audience.Silo.Storage;
 public interface IEventSink
 {
     Task<AppendResult[]> AppendAsync(IReadOnlyList<UserEvent> events, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Appends an erasure of a user to the user's partition, after the user's events appended before it; completes once
+    /// it is durable, and fails with <see cref="EventLogUnavailableException"/> when it may not be.
+    /// </summary>
+    Task AppendErasureAsync(UserErasure erasure, CancellationToken cancellationToken = default);
 }

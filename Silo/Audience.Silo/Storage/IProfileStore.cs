@@ -48,6 +48,12 @@ public sealed record ProfileWrite(
     ArchiveChunk? Archive,
     long UpdatedAt);
 
+/// <summary>
+/// Everything a store needs to find each of a user's records by key, for an erasure: the partitions whose directory
+/// may list the user, the segments whose membership index may, and how many history chunks the user has sealed.
+/// </summary>
+public sealed record ProfileErasure(string UserId, IReadOnlyCollection<int> Partitions, IReadOnlyCollection<string> SegmentIds, long HistoryChunks);
+
 /// <summary>A membership row as queries return it.</summary>
 public sealed record MembershipRow(string SegmentId, string UserId, long Since);
 
@@ -112,6 +118,13 @@ public interface IProfileStore
 
     /// <summary>Deletes archived events received before <paramref name="receivedBefore"/>; returns how many chunks went.</summary>
     Task<long> PruneArchiveAsync(long receivedBefore, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Deletes everything stored about a user: the record (with its due time and partition directory entry), its entries
+    /// in the membership index of <see cref="ProfileErasure.SegmentIds"/>, its history chunks and its archived events;
+    /// in one transaction where the store has them. Erasing a user with nothing stored does nothing.
+    /// </summary>
+    Task EraseAsync(ProfileErasure erasure, CancellationToken cancellationToken = default);
 
     /// <summary>The segment versions whose backfill over this partition's stored profiles has completed.</summary>
     Task<IReadOnlyDictionary<string, long>> BackfilledVersionsAsync(int partition, CancellationToken cancellationToken = default);

@@ -137,6 +137,10 @@ public sealed class PostgresDatabase : IDisposable
             completed_at bigint,
             PRIMARY KEY(campaign_id, scheduled_at));
         """,
+        // An erasure deletes a user's notifications.
+        """
+        CREATE INDEX notifications_by_user ON notifications(user_id);
+        """,
     ];
 
     private static string OrleansClustering()

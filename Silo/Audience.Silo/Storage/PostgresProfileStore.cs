@@ -15,6 +15,9 @@ public sealed class PostgresProfileStore(NpgsqlDataSource dataSource) : IProfile
 {
     private const string Columns = "user_id, partition, generation, last_seq, next_due, data";
 
+    /// <summary>The tables keyed by user first, whose rows an erasure deletes by the user id (memberships are keyed by segment).</summary>
+    private static readonly string[] UserTables = ["profile_records", "history_chunks", "event_archive"];
+
     public string Kind => "postgres";
 
     public async Task<ProfileRecord?> ReadAsync(string userId, CancellationToken cancellationToken = default) =>
@@ -251,6 +254,28 @@ public sealed class PostgresProfileStore(NpgsqlDataSource dataSource) : IProfile
         {
             await using var command = PostgresDatabase.Command(connection, null, "DELETE FROM event_archive WHERE received_at < @t", ("t", receivedBefore));
             return (long)await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+
+    public Task EraseAsync(ProfileErasure erasure, CancellationToken cancellationToken = default) =>
+        Run(async connection =>
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using var batch = new NpgsqlBatch(connection, transaction);
+            foreach (var table in UserTables)
+            {
+                var delete = new NpgsqlBatchCommand($"DELETE FROM {table} WHERE user_id = @u");
+                delete.Parameters.Add(new NpgsqlParameter<string>("u", erasure.UserId));
+                batch.BatchCommands.Add(delete);
+            }
+
+            // By the index's key (segment, user): the index has no lookup by user.
+            var leave = new NpgsqlBatchCommand("DELETE FROM memberships WHERE segment_id = ANY(@s) AND user_id = @u");
+            leave.Parameters.Add(new NpgsqlParameter<string[]>("s", [.. erasure.SegmentIds]));
+            leave.Parameters.Add(new NpgsqlParameter<string>("u", erasure.UserId));
+            batch.BatchCommands.Add(leave);
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return true;
         }, cancellationToken);
 
     public async Task<IReadOnlyDictionary<string, long>> BackfilledVersionsAsync(int partition, CancellationToken cancellationToken = default) =>

@@ -76,7 +76,10 @@ public sealed class ProfileGrainStorage : IGrainStorage, IAsyncDisposable
         grainState.RecordExists = true;
     }
 
-    /// <summary>Erasing a user is not offered yet; nothing calls it.</summary>
+    /// <summary>
+    /// Not used: an erasure must be ordered with the user's events, so the grain erases through
+    /// <see cref="IProfileStore.EraseAsync"/> when its partition reaches it (<c>UserGrain.Erase</c>), then reads its state again.
+    /// </summary>
     public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) =>
         throw new NotSupportedException("User profiles are not erased through grain storage.");
 

@@ -68,6 +68,25 @@ public sealed class AerospikeModeTests : IDisposable
     }
 
     [SkippableFact]
+    public async Task An_erasure_is_applied_after_the_users_events_before_it_and_nothing_of_them_is_left_in_Aerospike()
+    {
+        var hosts = Server();
+        var settings = Settings(hosts);
+        using var api = new AudienceFactory(settings);
+
+        var erasureSeq = await KafkaErasure.RunAsync(_kafka, api, () => new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo", settings));
+
+        // The store's own reads: the user's record, history and archive are those of the new profile alone.
+        await using var store = new Audience.Silo.Storage.AerospikeProfileStore(new Audience.Silo.Storage.AerospikeStoreOptions { Hosts = hosts, SetPrefix = _sets },
+            TimeSpan.FromDays(91), TimeProvider.System);
+        Assert.True((await store.ReadAsync(KafkaErasure.Erased))!.LastSeq > erasureSeq);
+        Assert.Empty(await store.HistoryAsync(KafkaErasure.Erased, 0, 10));
+        Assert.Empty(await store.ArchiveAsync(KafkaErasure.Erased, erasureSeq, 0));
+        Assert.Single(await store.ArchiveAsync(KafkaErasure.Erased, long.MaxValue, 0));
+        Assert.Equal(0, _database.Scalar($"SELECT count(*) FROM notifications WHERE user_id = '{KafkaErasure.Erased}'"));
+    }
+
+    [SkippableFact]
     public async Task A_Silo_killed_mid_stream_loses_nothing_acknowledged()
     {
         var settings = Settings(Server());

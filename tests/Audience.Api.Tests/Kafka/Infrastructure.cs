@@ -22,13 +22,14 @@ internal sealed class MockKafka : IDisposable
         return [.. lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t', 2)).Select(p => (p[0], p.Length > 1 ? p[1] : ""))];
     }
 
-    /// <summary>Every message of a topic with its headers (<c>name=value</c> pairs), read by kcat.</summary>
-    public List<(string Key, Dictionary<string, string> Headers, string Value)> ReadWithHeaders(string topic)
+    /// <summary>Every message of a topic with its offset and headers (kcat's <c>name=value,...</c>), read by kcat.</summary>
+    public List<(string Key, long Offset, Dictionary<string, string> Headers, string Value)> ReadWithHeaders(string topic)
     {
-        var lines = Kcat($"-b {Bootstrap} -C -t {topic} -o beginning -e -q -f %k\\t%h\\t%s\\n", null);
-        return [.. lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t', 3)).Select(p => (p[0],
-            p[1].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(h => h.Split('=', 2)).ToDictionary(h => h[0], h => h.Length > 1 ? h[1] : ""),
-            p.Length > 2 ? p[2] : ""))];
+        var lines = Kcat($"-b {Bootstrap} -C -t {topic} -o beginning -e -q -f %k\\t%o\\t%h\\t%s\\n", null);
+        return [.. lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t', 4)).Select(p => (p[0],
+            long.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture),
+            p[2].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(h => h.Split('=', 2)).ToDictionary(h => h[0], h => h.Length > 1 ? h[1] : ""),
+            p.Length > 3 ? p[3] : ""))];
     }
 
     /// <summary>Produces one message with kcat.</summary>

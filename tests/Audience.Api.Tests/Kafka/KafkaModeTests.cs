@@ -192,6 +192,26 @@ public sealed class KafkaModeTests : IDisposable
     }
 
     [Fact]
+    public async Task An_erasure_is_applied_after_the_users_events_before_it_and_nothing_of_them_is_left_in_PostgreSQL()
+    {
+        using var api = new AudienceFactory(Settings);
+
+        var erasureSeq = await KafkaErasure.RunAsync(_kafka, api, () => new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo"));
+
+        // Read by a client of its own: the user's rows are those of the new profile, built after the erasure only.
+        var user = KafkaErasure.Erased;
+        Assert.True(_database.Scalar($"SELECT last_seq FROM profile_records WHERE user_id = '{user}'") > erasureSeq);
+        Assert.Equal(0, _database.Scalar($"SELECT count(*) FROM event_archive WHERE user_id = '{user}' AND first_seq <= {erasureSeq}"));
+        Assert.Equal(1, _database.Scalar($"SELECT count(*) FROM event_archive WHERE user_id = '{user}'"));
+        Assert.Equal(0, _database.Scalar($"SELECT count(*) FROM history_chunks WHERE user_id = '{user}'"));
+        foreach (var table in new[] { "memberships", "notifications" })
+        {
+            Assert.Equal(0, _database.Scalar($"SELECT count(*) FROM {table} WHERE user_id = '{user}'"));
+            Assert.Equal(1, _database.Scalar($"SELECT count(*) FROM {table} WHERE user_id = '{KafkaErasure.Kept}'"));
+        }
+    }
+
+    [Fact]
     public async Task A_resent_event_id_has_effect_once()
     {
         using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");

@@ -1,0 +1,106 @@
+using Audience.Silo.Contracts;
+using Audience.Silo.Grains;
+using Microsoft.Extensions.Logging;
+
+namespace Audience.Silo.Processing;
+
+/// <summary>
+/// Erasures in the partition: an erasure is a barrier. What the batch holds before it is delivered, and every grain
+/// that applied events since the checkpoint writes them and the checkpoint moves to just before the erasure; then the
+/// user's grain erases the user; then the checkpoint moves past the erasure, before anything after it is delivered.
+/// So no write round can still hold the user's old profile when it is deleted, no backfill page or due-time sweep runs
+/// in between (they run in this loop, between batches), and a crash at any point reads the partition again from a
+/// checkpoint at or after the place just before the erasure: the user's events before it are never applied again,
+/// and the erasure itself is applied again if it was not passed.
+/// </summary>
+public sealed partial class PartitionReader
+{
+    /// <summary>Delivers a batch; the erasures in it split it (see above), in the order of the partition.</summary>
+    private async Task DeliverInOrder(string topic, IReadOnlyList<PartitionEntry> entries, long position, CancellationToken stopping)
+    {
+        var from = 0;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            if (entries[i].Erasure is not { } erasure)
+            {
+                continue;
+            }
+
+            if (i > from)
+            {
+                await Deliver(topic, Slice(entries, from, i), stopping).ConfigureAwait(false);
+            }
+
+            var before = i > 0 ? entries[i - 1].Seq : position;
+            if (before > Checkpoint)
+            {
+                await WriteAndCheckpoint(before, stopping).ConfigureAwait(false);
+            }
+
+            await Erase(topic, erasure, entries[i].Seq, stopping).ConfigureAwait(false);
+            await MoveCheckpoint(entries[i].Seq, stopping).ConfigureAwait(false);
+            from = i + 1;
+        }
+
+        if (from < entries.Count)
+        {
+            await Deliver(topic, from == 0 ? entries : Slice(entries, from, entries.Count), stopping).ConfigureAwait(false);
+        }
+    }
+
+    private static List<PartitionEntry> Slice(IReadOnlyList<PartitionEntry> entries, int from, int to)
+    {
+        var slice = new List<PartitionEntry>(to - from);
+        for (var i = from; i < to; i++)
+        {
+            slice.Add(entries[i]);
+        }
+
+        return slice;
+    }
+
+    /// <summary>
+    /// Has the user's grain apply an erasure, retrying while it fails: an outage is waited out, however long; a failure
+    /// of any other kind (a bug) sends the erasure to the dead letters after a few tries, logged as an error, so that it
+    /// cannot stop the partition. It is then to be asked for again.
+    /// </summary>
+    private async Task Erase(string topic, UserErasure erasure, long seq, CancellationToken stopping)
+    {
+        var request = new ErasureRequest(_partition, seq, erasure.ErasureId, erasure.RequestedAt.ToUnixTimeMilliseconds());
+        var backoff = TimeSpan.FromMilliseconds(100);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _users.Get(erasure.UserId).Erase(request).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException)
+            {
+                if (attempt >= MaxAttemptsForNonTransientFailures && !IsTransient(e))
+                {
+                    LogErasureFailed(e, _partition, seq, erasure.ErasureId);
+                    _silo.Metrics.DeadLetter();
+                    var payload = System.Text.Json.JsonSerializer.Serialize(erasure, SiloJsonContext.Default.UserErasure);
+                    await Retry(async () =>
+                    {
+                        await _silo.Outputs.DeadLetterAsync(new DeadLetterMessage($"The erasure could not be applied: {e.Message}", topic, _partition, seq - 1,
+                            erasure.UserId, payload, _silo.Time.GetUtcNow())).ConfigureAwait(false);
+                        return true;
+                    }, "sending a dead letter", stopping).ConfigureAwait(false);
+                    return;
+                }
+
+                LogRetrying(e, _partition, "an erasure");
+                // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
+                await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
+                await Task.Delay(backoff, stopping).ConfigureAwait(false);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 2110, Level = LogLevel.Error,
+        Message = "Partition {Partition}: the erasure {ErasureId} at {Seq} could not be applied and went to the dead letters; ask for it again")]
+    private partial void LogErasureFailed(Exception exception, int partition, long seq, string erasureId);
+}
