@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Audience.Silo.Contracts;
@@ -25,6 +26,8 @@ public sealed class AudienceMetrics : IDisposable
     private readonly UpDownCounter<long> _writeBehind;
     private readonly Counter<long> _backfilled;
     private readonly Counter<long> _notifications;
+    private readonly Counter<long> _retries;
+    private readonly ConcurrentDictionary<string, Func<int>> _circuits = new(StringComparer.Ordinal);
 
     public AudienceMetrics()
     {
@@ -43,6 +46,9 @@ public sealed class AudienceMetrics : IDisposable
         _writeBehind = _meter.CreateUpDownCounter<long>("audience_writebehind_pending", description: "Users whose applied events wait for the next write round");
         _backfilled = _meter.CreateCounter<long>("audience_backfill_profiles", description: "Stored profiles a segment's backfill went through");
         _notifications = _meter.CreateCounter<long>("audience_notifications", description: "Notifications campaigns recorded, by type and status (sent, capped)");
+        _retries = _meter.CreateCounter<long>("audience_retries", description: "Failures a resilience pipeline waited out before trying again, by pipeline");
+        _meter.CreateObservableGauge("audience_circuit_state", Circuits,
+            description: "A circuit breaker's state, by pipeline: 0 closed, 1 open (calls wait), 2 half-open (one call tries)");
         _meter.CreateObservableGauge("audience_consumer_lag", () => Lag?.Invoke() ?? [],
             description: "Kafka mode: events of each partition produced by this Api and not yet checkpointed by the silos");
         // Present from the start, so a dashboard shows 0 rather than no data.
@@ -64,6 +70,20 @@ public sealed class AudienceMetrics : IDisposable
     public void WriteBehind(long delta) => _writeBehind.Add(delta);
 
     public void Backfilled(long profiles) => _backfilled.Add(profiles);
+
+    /// <summary>A pipeline (<see cref="Hosting.Resilience"/>) waits out a failure and tries again; 0 makes its series appear.</summary>
+    public void Retried(string pipeline, int retries = 1) => _retries.Add(retries, new KeyValuePair<string, object?>("pipeline", pipeline));
+
+    /// <summary>A circuit breaker whose state (Polly's <c>CircuitState</c> as a number) is reported.</summary>
+    public void Circuit(string pipeline, Func<int> state) => _circuits[pipeline] = state;
+
+    private IEnumerable<Measurement<int>> Circuits()
+    {
+        foreach (var (pipeline, state) in _circuits)
+        {
+            yield return new Measurement<int>(state(), new KeyValuePair<string, object?>("pipeline", pipeline));
+        }
+    }
 
     /// <summary>What one delivery carried: the changes (with their time to qualify) and the notifications.</summary>
     public void Delivered(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<Campaigns.CampaignFiring> notifications)
