@@ -205,6 +205,7 @@ public static class AudienceServices
         services.AddSingleton<ChangeFeed>();
         services.AddSingleton<NotificationFeed>();
         services.AddSingleton<AudienceMetrics>();
+        services.AddSingleton<Resilience>();
         services.AddSingleton(sp => new Database(sp.GetRequiredService<SiloOptions>().DataDirectory));
         if (mode.PostgresConnectionString is { } postgres)
         {
