@@ -69,6 +69,9 @@ public sealed partial class MetricsTests : IDisposable
         Assert.True(Sum(series, "audience_grains_active") >= 2);
         Assert.Equal(0, Sum(series, "audience_store_errors_total"));
         Assert.Contains(series.Keys, k => k.StartsWith("audience_writebehind_pending", StringComparison.Ordinal));
+        Assert.Contains(series.Keys, k => k.StartsWith("audience_retries_total{", StringComparison.Ordinal) && k.Contains("pipeline=\"partition-write\"", StringComparison.Ordinal));
+        Assert.Contains(series.Keys, k => k.StartsWith("audience_circuit_state{", StringComparison.Ordinal) && k.Contains("pipeline=\"profile-store\"", StringComparison.Ordinal));
+        Assert.Equal(0, Sum(series, "audience_circuit_state", "pipeline=\"profile-store\""));
         Assert.Contains(series.Keys, k => k.StartsWith("http_server_request_duration_seconds", StringComparison.Ordinal));
         Assert.Contains(series.Keys, k => k.StartsWith("dotnet_gc_", StringComparison.Ordinal) || k.StartsWith("process_runtime_dotnet", StringComparison.Ordinal));
     }

@@ -50,6 +50,19 @@ internal sealed class TestDatabase : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Makes this test's database refuse connections (ending the open ones), or take them again: an outage of this
+    /// database alone, while the server goes on serving the other tests.
+    /// </summary>
+    public void SetAvailable(bool available)
+    {
+        Admin($"ALTER DATABASE {_name} ALLOW_CONNECTIONS {(available ? "true" : "false")}");
+        if (!available)
+        {
+            Admin($"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{_name}' AND pid <> pg_backend_pid()");
+        }
+    }
+
     public long Scalar(string sql)
     {
         using var connection = new NpgsqlConnection(ConnectionString);

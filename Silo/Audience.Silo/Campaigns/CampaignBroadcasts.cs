@@ -20,7 +20,8 @@ public interface ICampaignBroadcastGrain : IGrainWithStringKey
 /// and record nothing twice (their notification ids are those of the first time, and the profile remembers the send).
 /// Orleans keeps one activation per campaign, so silos may all ask it to start.
 /// </summary>
-public sealed partial class CampaignBroadcastGrain(SiloContext silo, UserGrains users, ILogger<CampaignBroadcastGrain> logger) : Grain, ICampaignBroadcastGrain
+public sealed partial class CampaignBroadcastGrain(SiloContext silo, UserGrains users, Hosting.Resilience resilience, ILogger<CampaignBroadcastGrain> logger)
+    : Grain, ICampaignBroadcastGrain
 {
     public const int Page = 200;
 
@@ -70,46 +71,61 @@ public sealed partial class CampaignBroadcastGrain(SiloContext silo, UserGrains 
     }
 
     /// <summary>
-    /// Has every member's grain take the broadcast; a member whose grain keeps failing (three tries) is skipped and
-    /// logged, so that one user cannot hold up the broadcast. A silo whose campaign rules are behind fails the page,
-    /// to be tried again at the next start.
+    /// Has every member's grain take the broadcast, through the <see cref="Hosting.Resilience.CampaignBroadcast"/>
+    /// pipeline: a member whose grain keeps failing (three tries) is skipped and logged, so that one user cannot hold up
+    /// the broadcast. A silo whose campaign rules are behind fails the page, to be tried again at the next start.
     /// </summary>
     private async Task Reach(List<string> members, CampaignRecord campaign)
     {
-        var at = campaign.ScheduledAt!.Value;
-        for (var attempt = 1; members.Count > 0; attempt++)
+        var page = new PageOfMembers(members, campaign);
+        try
         {
-            var calls = members.Select(m => users.Get(m).Broadcast(campaign.Id, at, campaign.Version)).ToArray();
-            try
-            {
-                await Task.WhenAll(calls);
-                return;
-            }
-            catch (Exception)
-            {
-                // Sorted out member by member below.
-            }
-
-            var failed = members.Where((_, i) => !calls[i].IsCompletedSuccessfully).ToList();
-            var errors = calls.Where(c => !c.IsCompletedSuccessfully).Select(c => c.Exception!.GetBaseException()).ToList();
-            if (errors.OfType<CampaignNotReadyException>().FirstOrDefault() is { } notReady)
-            {
-                throw notReady;
-            }
-
-            if (attempt == 3)
-            {
-                foreach (var (member, error) in failed.Zip(errors))
-                {
-                    LogMemberSkipped(error, campaign.Id, member);
-                }
-
-                return;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt));
-            members = failed;
+            // In the grain's turns: the pipeline continues on the grain's scheduler.
+            await Hosting.Resilience.RunAsync(resilience.CampaignBroadcasts, Hosting.Resilience.CampaignBroadcast,
+                static (state, _) => state.Grain.ReachOnce(state.Page), (Grain: this, Page: page), CancellationToken.None, continueOnCapturedContext: true);
         }
+        catch (Hosting.CallsFailedException)
+        {
+            foreach (var (member, error) in page.Members.Zip(page.Errors))
+            {
+                LogMemberSkipped(error, campaign.Id, member);
+            }
+        }
+    }
+
+    /// <summary>One try: the members still to reach; those whose grain failed are left in the page for the next.</summary>
+    private async Task ReachOnce(PageOfMembers page)
+    {
+        var campaign = page.Campaign;
+        var calls = page.Members.Select(m => users.Get(m).Broadcast(campaign.Id, campaign.ScheduledAt!.Value, campaign.Version)).ToArray();
+        try
+        {
+            await Task.WhenAll(calls);
+            return;
+        }
+        catch (Exception)
+        {
+            // Sorted out member by member below.
+        }
+
+        var errors = calls.Where(c => !c.IsCompletedSuccessfully).Select(c => c.Exception!.GetBaseException()).ToList();
+        if (errors.OfType<CampaignNotReadyException>().FirstOrDefault() is { } notReady)
+        {
+            throw notReady;
+        }
+
+        page.Members = [.. page.Members.Where((_, i) => !calls[i].IsCompletedSuccessfully)];
+        page.Errors = errors;
+        throw new Hosting.CallsFailedException(errors.Count, errors[0]);
+    }
+
+    private sealed class PageOfMembers(List<string> members, CampaignRecord campaign)
+    {
+        public CampaignRecord Campaign { get; } = campaign;
+
+        public List<string> Members { get; set; } = members;
+
+        public List<Exception> Errors { get; set; } = [];
     }
 
     [LoggerMessage(EventId = 5104, Level = LogLevel.Error, Message = "The broadcast of campaign {CampaignId} skips {UserId}, whose grain failed three times")]

@@ -33,6 +33,7 @@ public sealed partial class PartitionGrain(
     ILocalSiloDetails local,
     IClusterMembershipService membership,
     PartitionSupervisor supervisor,
+    Hosting.Resilience resilience,
     ILogger<PartitionGrain> logger) : Grain, IPartitionGrain, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
@@ -43,7 +44,7 @@ public sealed partial class PartitionGrain(
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _reader = new PartitionReader(Partition, sources, silo, users, local.SiloAddress, active, metrics, logger);
+        _reader = new PartitionReader(Partition, sources, silo, users, local.SiloAddress, active, metrics, resilience, logger);
         readers.Add(_reader);
         metrics.Owns(Partition, owned: true);
         // The reader runs beside the grain, not in its turns: it calls other grains and waits on the source.

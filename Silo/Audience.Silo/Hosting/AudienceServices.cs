@@ -221,6 +221,7 @@ public static class AudienceServices
         services.AddSingleton<ChangeFeed>();
         services.AddSingleton<NotificationFeed>();
         services.AddSingleton<AudienceMetrics>();
+        services.AddSingleton<Resilience>();
         services.AddSingleton(sp => new Database(sp.GetRequiredService<SiloOptions>().DataDirectory));
         if (mode.PostgresConnectionString is { } postgres)
         {
@@ -413,16 +414,12 @@ public static class AudienceServices
     }
 
     /// <summary>
-    /// The Api in Kafka mode: an Orleans client of the silos' cluster, found through PostgreSQL. It waits for a silo at
-    /// start-up, trying again each second, so the Api and the silos may start in any order.
+    /// The Api in Kafka mode: an Orleans client of the silos' cluster, found through PostgreSQL. Its start fails when no
+    /// silo answers; <see cref="RemoteCluster"/> then starts a new client, on the <see cref="Resilience.ClusterConnect"/>
+    /// pipeline's backoff, so the Api and the silos may start in any order.
     /// </summary>
     public static IClientBuilder AddAudienceClient(this IClientBuilder client, AudienceMode mode)
     {
-        client.UseConnectionRetryFilter(async (_, cancellationToken) =>
-        {
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
-            return true;
-        });
         client.Configure<ClusterOptions>(o =>
         {
             o.ClusterId = mode.Orleans.ClusterId;

@@ -54,6 +54,9 @@ public sealed partial class ChangeFeedPump(KafkaOptions kafka, ChangeFeed feed, 
             }
             catch (Exception e) when (e is KafkaException or JsonException)
             {
+                // No retry pipeline: a live tail has little to try again. The consumer is past a change it could not read,
+                // and an assignment that failed is made again in the next round only while someone still listens, which a
+                // pipeline holding this thread would not see. The pause keeps a lasting fault from spinning the thread.
                 LogFailed(e);
                 stopping.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
             }

@@ -21,6 +21,7 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
 
     private readonly KafkaOptions _kafka;
     private readonly TimeProvider _time;
+    private readonly Hosting.Resilience _resilience;
     private readonly ILogger<KafkaPartitionSources> _logger;
     private readonly ConcurrentDictionary<int, Source> _sources = new();
     private readonly ConcurrentQueue<Action<IConsumer<string?, byte[]>>> _commands = new();
@@ -28,10 +29,12 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
     private readonly Lazy<Thread> _thread;
     private int _disposed;
 
-    public KafkaPartitionSources(KafkaOptions kafka, [Microsoft.Extensions.DependencyInjection.FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time, ILogger<KafkaPartitionSources> logger)
+    public KafkaPartitionSources(KafkaOptions kafka, [Microsoft.Extensions.DependencyInjection.FromKeyedServices(Hosting.AudienceServices.Clock)] TimeProvider time,
+        Hosting.Resilience resilience, ILogger<KafkaPartitionSources> logger)
     {
         _kafka = kafka;
         _time = time;
+        _resilience = resilience;
         _logger = logger;
         _thread = new Lazy<Thread>(() =>
         {
@@ -45,25 +48,32 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
     {
         var config = _kafka.Consumer(_kafka.GroupId);
         using var admin = new AdminClientBuilder(config).Build();
-        while (true)
+        // Asked until the broker names the partitions (it may be away, or the topic not made yet), waiting longer each time.
+        var asking = _resilience.Retry(Hosting.Resilience.KafkaPartitions, Hosting.Resilience.Connection, static e => e is KafkaException, args =>
         {
-            try
-            {
-                var topic = admin.GetMetadata(_kafka.Topics.UserEvents, TimeSpan.FromSeconds(5)).Topics.Single();
-                if (!topic.Error.IsError && topic.Partitions.Count > 0)
-                {
-                    return topic.Partitions.Count;
-                }
-
-                LogKafkaError($"{_kafka.Topics.UserEvents}: {topic.Error.Reason}");
-            }
-            catch (KafkaException e)
-            {
-                LogKafkaError(e.Error.Reason);
-            }
-
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            LogKafkaError(((KafkaException)args.Outcome.Exception!).Error.Reason);
+            return ValueTask.CompletedTask;
+        });
+        try
+        {
+            return await asking.ExecuteAsync(static (state, _) => ValueTask.FromResult(state.Sources.Partitions(state.Admin)), (Sources: this, Admin: admin),
+                cancellationToken).ConfigureAwait(false);
         }
+        catch (KafkaException e) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("Stopped while Kafka did not name the partitions.", e, cancellationToken);
+        }
+    }
+
+    private int Partitions(IAdminClient admin)
+    {
+        var topic = admin.GetMetadata(_kafka.Topics.UserEvents, TimeSpan.FromSeconds(5)).Topics.Single();
+        if (topic.Error.IsError || topic.Partitions.Count == 0)
+        {
+            throw new KafkaException(new Error(topic.Error.Code, $"{_kafka.Topics.UserEvents}: {topic.Error.Reason}"));
+        }
+
+        return topic.Partitions.Count;
     }
 
     public Task<IPartitionSource> OpenAsync(int partition, long afterSeq, CancellationToken cancellationToken)

@@ -14,8 +14,8 @@ namespace Audience.Silo.Kafka;
 /// <c>FOR UPDATE SKIP LOCKED</c>, so several Api processes share the work; a crash before the delete publishes the
 /// row again, which receivers tolerate (they re-read the definition and compare versions).
 /// </summary>
-public sealed partial class SegmentOutbox(PostgresDatabase database, PostgresSegmentStore store, KafkaOptions kafka, ILogger<SegmentOutbox> logger)
-    : BackgroundService
+public sealed partial class SegmentOutbox(PostgresDatabase database, PostgresSegmentStore store, KafkaOptions kafka, Hosting.Resilience resilience,
+    ILogger<SegmentOutbox> logger) : BackgroundService
 {
     private readonly Processing.WakeSignal _signal = new();
 
@@ -23,28 +23,31 @@ public sealed partial class SegmentOutbox(PostgresDatabase database, PostgresSeg
     {
         store.Committed += Wake;
         using var producer = new ProducerBuilder<string, byte[]>(kafka.Producer("audience-outbox")).Build();
-        while (!stoppingToken.IsCancellationRequested)
+        // A batch that fails (Kafka or PostgreSQL away) is published again, waiting longer each time; its rows stay meanwhile.
+        var publishing = resilience.Retry(Hosting.Resilience.SegmentOutbox, Hosting.Resilience.Connection,
+            static e => e is KafkaException or System.Data.Common.DbException, args =>
+            {
+                LogFailed(args.Outcome.Exception!);
+                return ValueTask.CompletedTask;
+            });
+        try
         {
-            var published = 0;
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                published = await PublishBatch(producer, stoppingToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is KafkaException or System.Data.Common.DbException)
-            {
-                LogFailed(e);
-            }
-
-            if (published == 0)
-            {
-                try
+                var published = await publishing.ExecuteAsync(static async (state, cancellationToken) =>
+                    await state.Outbox.PublishBatch(state.Producer, cancellationToken).ConfigureAwait(false), (Outbox: this, Producer: producer), stoppingToken)
+                    .ConfigureAwait(false);
+                if (published == 0)
                 {
                     await _signal.WaitAsync(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
+            }
+        }
+        catch (Exception e) when (stoppingToken.IsCancellationRequested)
+        {
+            if (e is not OperationCanceledException)
+            {
+                LogFailed(e); // the last try, cut short by the stop; its rows are published by the next Api
             }
         }
 

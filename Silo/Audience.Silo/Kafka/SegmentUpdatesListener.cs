@@ -21,14 +21,16 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
 
     private readonly KafkaOptions _kafka;
     private readonly IServiceProvider _services;
+    private readonly Hosting.Resilience _resilience;
     private readonly ILogger<SegmentUpdatesListener> _logger;
     private readonly IConsumer<Ignore, byte[]> _consumer;
     private readonly List<TopicPartitionOffset>? _start;
 
-    public SegmentUpdatesListener(KafkaOptions kafka, IServiceProvider services, ILogger<SegmentUpdatesListener> logger)
+    public SegmentUpdatesListener(KafkaOptions kafka, IServiceProvider services, Hosting.Resilience resilience, ILogger<SegmentUpdatesListener> logger)
     {
         _kafka = kafka;
         _services = services;
+        _resilience = resilience;
         _logger = logger;
         _consumer = new ConsumerBuilder<Ignore, byte[]>(kafka.Consumer("audience-segments-" + Guid.NewGuid().ToString("N"))).Build();
         try
@@ -67,22 +69,28 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
     {
         var segments = _services.GetRequiredService<SegmentService>();
         var start = _start;
-        while (start is null && !stopping.IsCancellationRequested)
-        {
-            try
-            {
-                start = Positions(TimeSpan.FromSeconds(5), beginning: true);
-            }
-            catch (KafkaException e)
-            {
-                LogFailed(e);
-                stopping.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
-            }
-        }
-
         if (start is null)
         {
-            return;
+            // Kafka was away as this process started: asked until it answers, waiting longer each time (this thread is the
+            // listener's own, so the pipeline's waits block it).
+            var asking = _resilience.Retry(Hosting.Resilience.SegmentUpdatesStart, Hosting.Resilience.Connection, static e => e is KafkaException, args =>
+            {
+                LogFailed(args.Outcome.Exception!);
+                return ValueTask.CompletedTask;
+            });
+            try
+            {
+                start = asking.Execute(static (listener, _) => listener.Positions(TimeSpan.FromSeconds(5), beginning: true), this, stopping);
+            }
+            catch (Exception e) when (stopping.IsCancellationRequested)
+            {
+                if (e is not OperationCanceledException)
+                {
+                    LogFailed(e);
+                }
+
+                return;
+            }
         }
 
         _consumer.Assign(start);
@@ -109,6 +117,9 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
             }
             catch (Exception e) when (e is KafkaException or JsonException or System.Data.Common.DbException)
             {
+                // Not a retry, so no pipeline: the consumer is past the message that failed (the minute's resync makes up
+                // for an announcement missed), and the next round reads the next one. The pause only keeps a lasting
+                // fault from spinning this thread and the log.
                 LogFailed(e);
                 stopping.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
             }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Audience.Silo.Contracts;
@@ -26,6 +27,8 @@ public sealed class AudienceMetrics : IDisposable
     private readonly Counter<long> _backfilled;
     private readonly Counter<long> _notifications;
     private readonly Counter<long> _erased;
+    private readonly Counter<long> _retries;
+    private readonly ConcurrentDictionary<string, Func<int>> _circuits = new(StringComparer.Ordinal);
 
     public AudienceMetrics()
     {
@@ -45,6 +48,9 @@ public sealed class AudienceMetrics : IDisposable
         _backfilled = _meter.CreateCounter<long>("audience_backfill_profiles", description: "Stored profiles a segment's backfill went through");
         _notifications = _meter.CreateCounter<long>("audience_notifications", description: "Notifications campaigns recorded, by type and status (sent, capped)");
         _erased = _meter.CreateCounter<long>("audience_users_erased", description: "Erasures of users applied (DELETE /api/users/{id}), a user with nothing stored included");
+        _retries = _meter.CreateCounter<long>("audience_retries", description: "Failures a resilience pipeline waited out before trying again, by pipeline");
+        _meter.CreateObservableGauge("audience_circuit_state", Circuits,
+            description: "A circuit breaker's state, by pipeline: 0 closed, 1 open (calls wait), 2 half-open (one call tries)");
         _meter.CreateObservableGauge("audience_consumer_lag", () => Lag?.Invoke() ?? [],
             description: "Kafka mode: events of each partition produced by this Api and not yet checkpointed by the silos");
         // Present from the start, so a dashboard shows 0 rather than no data.
@@ -69,6 +75,20 @@ public sealed class AudienceMetrics : IDisposable
     public void Backfilled(long profiles) => _backfilled.Add(profiles);
 
     public void Erased() => _erased.Add(1);
+
+    /// <summary>A pipeline (<see cref="Hosting.Resilience"/>) waits out a failure and tries again; 0 makes its series appear.</summary>
+    public void Retried(string pipeline, int retries = 1) => _retries.Add(retries, new KeyValuePair<string, object?>("pipeline", pipeline));
+
+    /// <summary>A circuit breaker whose state (Polly's <c>CircuitState</c> as a number) is reported.</summary>
+    public void Circuit(string pipeline, Func<int> state) => _circuits[pipeline] = state;
+
+    private IEnumerable<Measurement<int>> Circuits()
+    {
+        foreach (var (pipeline, state) in _circuits)
+        {
+            yield return new Measurement<int>(state(), new KeyValuePair<string, object?>("pipeline", pipeline));
+        }
+    }
 
     /// <summary>What one delivery carried: the changes (with their time to qualify) and the notifications.</summary>
     public void Delivered(IReadOnlyList<MembershipChangeMessage> changes, IReadOnlyList<Campaigns.CampaignFiring> notifications)

@@ -60,43 +60,42 @@ public sealed partial class PartitionReader
     }
 
     /// <summary>
-    /// Has the user's grain apply an erasure, retrying while it fails: an outage is waited out, however long; a failure
-    /// of any other kind (a bug) sends the erasure to the dead letters after a few tries, logged as an error, so that it
-    /// cannot stop the partition. It is then to be asked for again.
+    /// Has the user's grain apply an erasure, retried by the deliveries' pipeline (<see cref="Hosting.Resilience.PartitionDeliver"/>)
+    /// while it fails: an outage is waited out, however long; a failure of any other kind (a bug) sends the erasure to
+    /// the dead letters after a few tries, logged as an error, so that it cannot stop the partition. It is then to be
+    /// asked for again.
     /// </summary>
-    private async Task Erase(string topic, UserErasure erasure, long seq, CancellationToken stopping)
+    private Task Erase(string topic, UserErasure erasure, long seq, CancellationToken stopping) =>
+        Hosting.Resilience.RunAsync(_deliveries, "applying an erasure",
+            static (state, stopping) => state.Reader.EraseOnce(state.Topic, state.Erasure, state.Seq, state.Tries, stopping),
+            (Reader: this, Topic: topic, Erasure: erasure, Seq: seq, Tries: new System.Runtime.CompilerServices.StrongBox<int>()), stopping);
+
+    private async Task EraseOnce(string topic, UserErasure erasure, long seq, System.Runtime.CompilerServices.StrongBox<int> tries, CancellationToken stopping)
     {
+        tries.Value++;
         var request = new ErasureRequest(_partition, seq, erasure.ErasureId, erasure.RequestedAt.ToUnixTimeMilliseconds());
-        var backoff = TimeSpan.FromMilliseconds(100);
-        for (var attempt = 1; ; attempt++)
+        try
         {
-            try
+            await _users.Get(erasure.UserId).Erase(request).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException)
+        {
+            if (tries.Value >= MaxAttemptsForNonTransientFailures && !IsTransient(e))
             {
-                await _users.Get(erasure.UserId).Erase(request).ConfigureAwait(false);
+                LogErasureFailed(e, _partition, seq, erasure.ErasureId);
+                _silo.Metrics.DeadLetter();
+                var payload = System.Text.Json.JsonSerializer.Serialize(erasure, SiloJsonContext.Default.UserErasure);
+                var message = new DeadLetterMessage($"The erasure could not be applied: {e.Message}", topic, _partition, seq - 1, erasure.UserId, payload,
+                    _silo.Time.GetUtcNow());
+                await Hosting.Resilience.RunAsync(_deadLetters, "sending a dead letter", static (state, _) => state.Outputs.DeadLetterAsync(state.Message),
+                    (_silo.Outputs, Message: message), stopping).ConfigureAwait(false);
                 return;
             }
-            catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException)
-            {
-                if (attempt >= MaxAttemptsForNonTransientFailures && !IsTransient(e))
-                {
-                    LogErasureFailed(e, _partition, seq, erasure.ErasureId);
-                    _silo.Metrics.DeadLetter();
-                    var payload = System.Text.Json.JsonSerializer.Serialize(erasure, SiloJsonContext.Default.UserErasure);
-                    await Retry(async () =>
-                    {
-                        await _silo.Outputs.DeadLetterAsync(new DeadLetterMessage($"The erasure could not be applied: {e.Message}", topic, _partition, seq - 1,
-                            erasure.UserId, payload, _silo.Time.GetUtcNow())).ConfigureAwait(false);
-                        return true;
-                    }, "sending a dead letter", stopping).ConfigureAwait(false);
-                    return;
-                }
 
-                LogRetrying(e, _partition, "an erasure");
-                // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
-                await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
-                await Task.Delay(backoff, stopping).ConfigureAwait(false);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
-            }
+            LogRetrying(e, _partition, "an erasure");
+            // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
+            await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
+            throw new Hosting.CallsFailedException(1, e);
         }
     }
 

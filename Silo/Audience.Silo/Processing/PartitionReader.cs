@@ -1,9 +1,13 @@
 using System.Threading.Channels;
 using Audience.Silo.Contracts;
 using Audience.Silo.Grains;
+using Audience.Silo.Hosting;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
 
 namespace Audience.Silo.Processing;
 
@@ -21,7 +25,8 @@ public sealed class PartitionFencedException(int partition) : Exception($"Partit
 /// and the partition is read again from the checkpoint.
 /// Between batches it calls the grains of users whose due time has come (time-based exits, for grains active or
 /// not) and advances segment backfills a page at a time, over stored records in bulk, so authoring never stalls
-/// ingestion. A failing grain call is retried with backoff; the partition waits, nothing is skipped.
+/// ingestion. A failing grain or store call is retried with backoff (the <see cref="Resilience"/> pipelines named
+/// <c>partition-*</c>, the store's through its circuit breaker); the partition waits, nothing is skipped.
 /// </summary>
 public sealed partial class PartitionReader
 {
@@ -32,7 +37,6 @@ public sealed partial class PartitionReader
     public const int IdleBackfillPage = 1000;
     private const int MaxAttemptsForNonTransientFailures = 5;
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(250);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(10);
 
     private readonly int _partition;
@@ -42,6 +46,12 @@ public sealed partial class PartitionReader
     private readonly SiloAddress _self;
     private readonly ActiveUsers _active;
     private readonly SiloMetrics _metrics;
+    private readonly Resilience _resilience;
+    private readonly ResiliencePipeline _storeCalls;
+    private readonly ResiliencePipeline _writeRounds;
+    private readonly ResiliencePipeline _deliveries;
+    private readonly ResiliencePipeline _readsAgain;
+    private readonly ResiliencePipeline _deadLetters;
     private readonly ILogger _logger;
     private readonly Channel<SegmentChange> _segmentChanges = Channel.CreateUnbounded<SegmentChange>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Queue<BackfillJob> _backfills = new();
@@ -51,7 +61,7 @@ public sealed partial class PartitionReader
     private PartitionLease _lease;
 
     public PartitionReader(int partition, IPartitionSources sources, SiloContext silo, UserGrains users, SiloAddress self,
-        ActiveUsers active, SiloMetrics metrics, ILogger logger)
+        ActiveUsers active, SiloMetrics metrics, Resilience resilience, ILogger logger)
     {
         _partition = partition;
         _sources = sources;
@@ -60,7 +70,23 @@ public sealed partial class PartitionReader
         _self = self;
         _active = active;
         _metrics = metrics;
+        _resilience = resilience;
         _logger = logger;
+        // Built once per reader, so that their logs name the partition; the store's circuit breaker is the process's.
+        _storeCalls = resilience.Retry(Resilience.PartitionStore, Resilience.Reader, Resilience.IsStoreFailure, LogRetry, resilience.StoreCircuit);
+        _writeRounds = resilience.Retry(Resilience.PartitionWrite, Resilience.Reader, static e => e is CallsFailedException || Resilience.IsStoreFailure(e),
+            LogRetry, resilience.StoreCircuit);
+        _deliveries = resilience.Retry(Resilience.PartitionDeliver, Resilience.Reader, static e => e is CallsFailedException, LogRetry);
+        _readsAgain = resilience.Retry(Resilience.PartitionReadAgain, Resilience.Reader, static e => e is ProfileStateLostException, args =>
+        {
+            // A grain lost events it had applied and not written (its activation ended, and its last write failed):
+            // every other grain still holds what it applied, and skips it when it comes again.
+            LogReadingAgain(_partition, Checkpoint, ((ProfileStateLostException)args.Outcome.Exception!).UserId);
+            ForgetUnwritten();
+            return ValueTask.CompletedTask;
+        });
+        _deadLetters = resilience.Retry(Resilience.PartitionDeadLetters, Resilience.Reader,
+            static e => e is StoreUnavailableException or System.Data.Common.DbException or Confluent.Kafka.KafkaException or TimeoutException, LogRetry);
     }
 
     public int Partition => _partition;
@@ -79,23 +105,9 @@ public sealed partial class PartitionReader
         Interlocked.Exchange(ref _checkpoint, _lease.Checkpoint);
         LogStarted(_partition, _lease.Epoch, _lease.Checkpoint);
         await ResumeBackfills(stopping).ConfigureAwait(false);
-        var backoff = TimeSpan.FromMilliseconds(100);
-        while (!stopping.IsCancellationRequested)
-        {
-            try
-            {
-                await ReadFromCheckpoint(stopping).ConfigureAwait(false);
-            }
-            catch (ProfileStateLostException e) when (!stopping.IsCancellationRequested)
-            {
-                // A grain lost events it had applied and not written (its activation ended, and its last write
-                // failed): every other grain still holds what it applied, and skips it when it comes again.
-                LogReadingAgain(_partition, Checkpoint, e.UserId);
-                ForgetUnwritten();
-                await Task.Delay(backoff, stopping).ConfigureAwait(false);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
-            }
-        }
+        // Until stopped; read again from the checkpoint whenever a grain lost what it applied (_readsAgain).
+        await _readsAgain.ExecuteAsync(static async (reader, stopping) => await reader.ReadFromCheckpoint(stopping).ConfigureAwait(false), this, stopping)
+            .ConfigureAwait(false);
     }
 
     /// <summary>Reads the partition from its checkpoint until stopped; a stop writes what was applied first.</summary>
@@ -177,54 +189,68 @@ public sealed partial class PartitionReader
 
     /// <summary>
     /// Has every grain that applied events since the checkpoint write them, then moves the checkpoint to
-    /// <paramref name="position"/>: so everything up to the checkpoint is in the store. Failed writes are retried.
+    /// <paramref name="position"/>: so everything up to the checkpoint is in the store. Failed writes are retried
+    /// (<see cref="Resilience.PartitionWrite"/>, through the store's circuit breaker).
     /// </summary>
     private async Task WriteAndCheckpoint(long position, CancellationToken cancellation)
     {
-        var pending = _unwritten.ToList();
-        var backoff = TimeSpan.FromMilliseconds(100);
-        while (pending.Count > 0)
+        if (_unwritten.Count > 0)
         {
-            var calls = pending.Select(u => Write(u.Key, u.Value)).ToArray();
-            try
-            {
-                await Task.WhenAll(calls).ConfigureAwait(false);
-            }
-            catch (Exception) when (!cancellation.IsCancellationRequested)
-            {
-                // Sorted out call by call below.
-            }
-
-            _metrics.Wrote(_partition, calls.Length);
-            var failed = new List<KeyValuePair<string, long>>();
-            for (var i = 0; i < calls.Length; i++)
-            {
-                if (!calls[i].IsCompletedSuccessfully)
-                {
-                    failed.Add(pending[i]);
-                }
-                else if (!calls[i].Result)
-                {
-                    throw new ProfileStateLostException(pending[i].Key);
-                }
-            }
-
-            if (failed.Count == 0)
-            {
-                break;
-            }
-
-            // A write fails when the store is away, or when another silo owns the user now: both pass, or fence
-            // this reader. The partition waits; its checkpoint stays where every profile is written.
-            LogWriteFailed(calls.First(c => !c.IsCompletedSuccessfully).Exception!.GetBaseException(), _partition, failed.Count);
-            await MoveCheckpoint(Checkpoint, cancellation).ConfigureAwait(false);
-            await Task.Delay(backoff, cancellation).ConfigureAwait(false);
-            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
-            pending = failed;
+            await Resilience.RunAsync(_writeRounds, "writing profiles", static (state, cancellation) => state.Reader.WriteRound(state.Round, cancellation),
+                (Reader: this, Round: new Round<long>(_unwritten.ToList())), cancellation).ConfigureAwait(false);
         }
 
         ForgetUnwritten();
         await MoveCheckpoint(position, cancellation).ConfigureAwait(false);
+    }
+
+    /// <summary>One try of a write round: the grains still to write write what they applied; those that fail are left for the next.</summary>
+    private async Task WriteRound(Round<long> round, CancellationToken cancellation)
+    {
+        if (round.Tries++ > 0)
+        {
+            // A write fails when the store is away, or when another silo owns the user now: both pass, or fence this
+            // reader, which then stops instead of trying again. The partition waits; its checkpoint stays where every
+            // profile is written. A call of its own, not MoveCheckpoint: its failure fails this try, which the round's
+            // pipeline and the store's circuit breaker count and wait out.
+            if (!await _silo.Store.CheckpointAsync(_partition, _lease.Epoch, Checkpoint, cancellation).ConfigureAwait(false))
+            {
+                throw new PartitionFencedException(_partition);
+            }
+        }
+
+        var pending = round.Pending;
+        var calls = pending.Select(u => Write(u.Key, u.Value)).ToArray();
+        try
+        {
+            await Task.WhenAll(calls).ConfigureAwait(false);
+        }
+        catch (Exception) when (!cancellation.IsCancellationRequested)
+        {
+            // Sorted out call by call below.
+        }
+
+        _metrics.Wrote(_partition, calls.Length);
+        var failed = new List<KeyValuePair<string, long>>();
+        for (var i = 0; i < calls.Length; i++)
+        {
+            if (!calls[i].IsCompletedSuccessfully)
+            {
+                failed.Add(pending[i]);
+            }
+            else if (!calls[i].Result)
+            {
+                throw new ProfileStateLostException(pending[i].Key);
+            }
+        }
+
+        if (failed.Count > 0)
+        {
+            var error = calls.First(c => !c.IsCompletedSuccessfully).Exception!.GetBaseException();
+            LogWriteFailed(error, _partition, failed.Count);
+            round.Pending = failed;
+            throw new CallsFailedException(failed.Count, error);
+        }
     }
 
     private void ForgetUnwritten()
@@ -256,11 +282,7 @@ public sealed partial class PartitionReader
             {
                 LogDeadLetter(_partition, entry.Seq, deadLetter.Error);
                 _silo.Metrics.DeadLetter();
-                await Retry(async () =>
-                {
-                    await _silo.Outputs.DeadLetterAsync(deadLetter).ConfigureAwait(false);
-                    return true;
-                }, "sending a dead letter", stopping).ConfigureAwait(false);
+                await SendDeadLetter(deadLetter, stopping).ConfigureAwait(false);
                 continue;
             }
 
@@ -278,54 +300,65 @@ public sealed partial class PartitionReader
             events++;
         }
 
-        var pending = byUser.ToList();
-        var backoff = TimeSpan.FromMilliseconds(100);
-        var attempts = 0;
-        while (pending.Count > 0)
+        if (byUser.Count > 0)
         {
-            var calls = pending.Select(u => Apply(u.Key, new EventBatch(_partition, topic, _self, [.. u.Value], _unwritten.GetValueOrDefault(u.Key)))).ToArray();
-            try
-            {
-                await Task.WhenAll(calls).ConfigureAwait(false);
-                Applied(pending, calls);
-                break;
-            }
-            catch (Exception) when (!stopping.IsCancellationRequested)
-            {
-                attempts++;
-                Applied(pending, calls);
-                var failed = pending.Where((_, i) => !calls[i].IsCompletedSuccessfully).ToList();
-                var errors = failed.Select(u => calls[pending.IndexOf(u)].Exception!.GetBaseException()).ToList();
-                LogApplyFailed(errors[0], _partition, failed.Count);
-
-                // An outage (the store, Kafka, a silo) is waited out, however long; a failure of any other kind is
-                // the user's own (a bug), and after a few tries that user's events go to the dead letters, so that one
-                // user cannot stop the partition.
-                var giveUp = attempts >= MaxAttemptsForNonTransientFailures;
-                pending = [];
-                for (var i = 0; i < failed.Count; i++)
-                {
-                    if (giveUp && !IsTransient(errors[i]))
-                    {
-                        await DeadLetterUser(topic, failed[i].Value, errors[i], stopping).ConfigureAwait(false);
-                    }
-                    else
-                    {
-                        pending.Add(failed[i]);
-                    }
-                }
-
-                if (pending.Count > 0)
-                {
-                    // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
-                    await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
-                    await Task.Delay(backoff, stopping).ConfigureAwait(false);
-                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
-                }
-            }
+            await Resilience.RunAsync(_deliveries, "delivering events", static (state, stopping) => state.Reader.DeliverRound(state.Topic, state.Round, stopping),
+                (Reader: this, Topic: topic, Round: new Round<List<LoggedEvent>>(byUser.ToList())), stopping).ConfigureAwait(false);
         }
 
         _metrics.Delivered(_partition, events, byUser.Count);
+    }
+
+    /// <summary>
+    /// One try of a batch's delivery (<see cref="Resilience.PartitionDeliver"/>): each user still to reach gets one grain
+    /// call; those that fail are left for the next try.
+    /// </summary>
+    private async Task DeliverRound(string topic, Round<List<LoggedEvent>> round, CancellationToken stopping)
+    {
+        round.Tries++;
+        var pending = round.Pending;
+        var calls = pending.Select(u => Apply(u.Key, new EventBatch(_partition, topic, _self, [.. u.Value], _unwritten.GetValueOrDefault(u.Key)))).ToArray();
+        try
+        {
+            await Task.WhenAll(calls).ConfigureAwait(false);
+            Applied(pending, calls);
+            return;
+        }
+        catch (Exception) when (!stopping.IsCancellationRequested)
+        {
+            // Sorted out call by call below.
+        }
+
+        Applied(pending, calls);
+        var failed = pending.Where((_, i) => !calls[i].IsCompletedSuccessfully).ToList();
+        var errors = failed.Select(u => calls[pending.IndexOf(u)].Exception!.GetBaseException()).ToList();
+        LogApplyFailed(errors[0], _partition, failed.Count);
+
+        // An outage (the store, Kafka, a silo) is waited out, however long; a failure of any other kind is
+        // the user's own (a bug), and after a few tries that user's events go to the dead letters, so that one
+        // user cannot stop the partition.
+        var giveUp = round.Tries >= MaxAttemptsForNonTransientFailures;
+        round.Pending = [];
+        Exception? retried = null;
+        for (var i = 0; i < failed.Count; i++)
+        {
+            if (giveUp && !IsTransient(errors[i]))
+            {
+                await DeadLetterUser(topic, failed[i].Value, errors[i], stopping).ConfigureAwait(false);
+            }
+            else
+            {
+                round.Pending.Add(failed[i]);
+                retried ??= errors[i];
+            }
+        }
+
+        if (retried is not null)
+        {
+            // Still the owner? A fenced reader stops instead of retrying what the new owner now does.
+            await MoveCheckpoint(Checkpoint, stopping).ConfigureAwait(false);
+            throw new CallsFailedException(round.Pending.Count, retried);
+        }
     }
 
     /// <summary>Notes, for the calls that succeeded, the user's last event the grain now holds unwritten.</summary>
@@ -392,13 +425,14 @@ public sealed partial class PartitionReader
                 System.Text.Json.JsonSerializer.Serialize(e, SiloJsonContext.Default.UserEvent), _silo.Time.GetUtcNow());
             LogDeadLetter(_partition, logged.Seq, message.Error);
             _silo.Metrics.DeadLetter();
-            await Retry(async () =>
-            {
-                await _silo.Outputs.DeadLetterAsync(message).ConfigureAwait(false);
-                return true;
-            }, "sending a dead letter", stopping).ConfigureAwait(false);
+            await SendDeadLetter(message, stopping).ConfigureAwait(false);
         }
     }
+
+    /// <summary>Sends a dead letter until Kafka takes it (<see cref="Resilience.PartitionDeadLetters"/>): the partition waits, nothing is skipped.</summary>
+    private Task SendDeadLetter(DeadLetterMessage message, CancellationToken stopping) =>
+        Resilience.RunAsync(_deadLetters, "sending a dead letter", static (state, _) => state.Outputs.DeadLetterAsync(state.Message),
+            (_silo.Outputs, Message: message), stopping);
 
     /// <summary>Calls the grains of users whose due time has come; one that fails is called again at the next sweep.</summary>
     private async Task SweepDue(long now, CancellationToken stopping)
@@ -406,7 +440,15 @@ public sealed partial class PartitionReader
         IReadOnlyList<string> due;
         try
         {
-            due = await _silo.Store.DueAsync(_partition, now, 1_000, stopping).ConfigureAwait(false);
+            // Through the store's circuit breaker: while it is open, the sweep does not add to the store's load.
+            due = await _resilience.StoreCircuit.ExecuteAsync(static async (state, stopping) =>
+                await state.Store.DueAsync(state.Partition, state.Now, 1_000, stopping).ConfigureAwait(false), (_silo.Store, Partition: _partition, Now: now), stopping)
+                .ConfigureAwait(false);
+        }
+        catch (BrokenCircuitException)
+        {
+            // The store is away (said when the circuit opened): the first sweep after it is back finds what came due.
+            return;
         }
         catch (Exception e) when (e is StoreUnavailableException or System.Data.Common.DbException)
         {
@@ -531,24 +573,22 @@ public sealed partial class PartitionReader
         }
     }
 
-    /// <summary>Runs a store call until it succeeds, pausing while the store is unavailable.</summary>
-    private async Task<T> Retry<T>(Func<Task<T>> call, string what, CancellationToken stopping)
+    /// <summary>
+    /// Runs a store call until it succeeds, pausing while the store is unavailable (<see cref="Resilience.PartitionStore"/>,
+    /// through the store's circuit breaker).
+    /// </summary>
+    private Task<T> Retry<T>(Func<Task<T>> call, string what, CancellationToken stopping) =>
+        Resilience.RunAsync(_storeCalls, what, static (call, _) => call(), call, stopping);
+
+    /// <summary>Logs a failure a pipeline waits out; a round's failed grain calls were logged by the round, with their count.</summary>
+    private ValueTask LogRetry(OnRetryArguments<object> args)
     {
-        var backoff = TimeSpan.FromMilliseconds(100);
-        while (true)
+        if (args.Outcome.Exception is { } e and not CallsFailedException)
         {
-            try
-            {
-                return await call().ConfigureAwait(false);
-            }
-            catch (Exception e) when (!stopping.IsCancellationRequested && e is not PartitionFencedException
-                and (StoreUnavailableException or System.Data.Common.DbException or Confluent.Kafka.KafkaException or TimeoutException))
-            {
-                LogRetrying(e, _partition, what);
-                await Task.Delay(backoff, stopping).ConfigureAwait(false);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
-            }
+            LogRetrying(e, _partition, args.Context.OperationKey ?? "a call");
         }
+
+        return ValueTask.CompletedTask;
     }
 
     [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Partition {Partition} starts reading after {Checkpoint} (epoch {Epoch})")]
@@ -582,6 +622,14 @@ public sealed partial class PartitionReader
     private sealed class ProfileStateLostException(string userId) : Exception($"The grain of user {userId} lost events it had applied.")
     {
         public string UserId { get; } = userId;
+    }
+
+    /// <summary>A round of grain calls, one per user, tried until none is left (<see cref="Resilience"/>'s pipelines).</summary>
+    private sealed class Round<T>(List<KeyValuePair<string, T>> pending)
+    {
+        public List<KeyValuePair<string, T>> Pending { get; set; } = pending;
+
+        public int Tries { get; set; }
     }
 
     private sealed class BackfillJob(SegmentChange change)

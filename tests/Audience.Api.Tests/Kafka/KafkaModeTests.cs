@@ -395,6 +395,33 @@ public sealed class KafkaModeTests : IDisposable
         Assert.Equal(parents[1], parents[2]); // both from the one span applying the event
     }
 
+    [Fact]
+    public async Task Its_database_away_opens_the_Silos_store_circuit_then_every_event_is_applied_once()
+    {
+        using var silo = new SiloProcess(_kafka.Bootstrap, _database.ConnectionString, "silo");
+        using var api = new AudienceFactory(Settings);
+        await Send(api, "steady", 20);
+        await Http.Eventually(async () => await Spent(api, "steady") == (20, 210), "the first events are applied\n" + silo.Log, 60_000);
+
+        // This test's database alone refuses connections (the server goes on serving the other tests); events still go to Kafka.
+        _database.SetAvailable(false);
+        try
+        {
+            await Send(api, "steady", 20, first: 21);
+            await Http.Eventually(() => Task.FromResult(silo.Log.Contains("The circuit profile-store opened", StringComparison.Ordinal)),
+                "the Silo's store circuit opens\n" + silo.Log, 60_000);
+        }
+        finally
+        {
+            _database.SetAvailable(true);
+        }
+
+        await Http.Eventually(async () => await Spent(api, "steady") == (40, 40 * 41 / 2), "every event is applied once\n" + silo.Log, 90_000);
+        await Http.Eventually(() => Task.FromResult(silo.Log.Contains("The circuit profile-store closed", StringComparison.Ordinal)),
+            "the Silo's store circuit closes\n" + silo.Log, 30_000);
+        Assert.False(silo.HasExited);
+    }
+
     /// <summary>Sends purchases of 1, 2, ... (from <paramref name="first"/>) for a user; each must be acknowledged.</summary>
     private static async Task Send(AudienceFactory api, string user, int count, int first = 1)
     {
