@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
 using Audience.Api.Features;
+using Audience.Silo.Hosting;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -134,11 +135,11 @@ public static partial class AccessServices
     private static ProducesResponseTypeMetadata Problem(int status, string description) =>
         new(status, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]) { Description = description };
 
-    [LoggerMessage(EventId = 6001, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = LogEvents.AccessNoKeys, Level = LogLevel.Warning,
         Message = "No API key is configured (Security:ApiKeys): the API answers only connections from this machine (loopback), with every scope and no rate limit. Configure keys before exposing it")]
     private static partial void NoKeys(ILogger logger);
 
-    [LoggerMessage(EventId = 6002, Level = LogLevel.Information, Message = "{Count} API keys configured: {Keys}")]
+    [LoggerMessage(EventId = LogEvents.AccessKeysConfigured, Level = LogLevel.Information, Message = "{Count} API keys configured: {Keys}")]
     private static partial void KeysConfigured(ILogger logger, int count, string keys);
 }
 

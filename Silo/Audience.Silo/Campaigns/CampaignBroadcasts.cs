@@ -1,4 +1,5 @@
 using Audience.Silo.Grains;
+using Audience.Silo.Hosting;
 using Audience.Silo.Processing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -128,13 +129,13 @@ public sealed partial class CampaignBroadcastGrain(SiloContext silo, UserGrains 
         public List<Exception> Errors { get; set; } = [];
     }
 
-    [LoggerMessage(EventId = 5104, Level = LogLevel.Error, Message = "The broadcast of campaign {CampaignId} skips {UserId}, whose grain failed three times")]
+    [LoggerMessage(EventId = LogEvents.BroadcastMemberSkipped, Level = LogLevel.Error, Message = "The broadcast of campaign {CampaignId} skips {UserId}, whose grain failed three times")]
     private partial void LogMemberSkipped(Exception exception, string campaignId, string userId);
 
-    [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "The broadcast of campaign {CampaignId} reached its {Members} members")]
+    [LoggerMessage(EventId = LogEvents.BroadcastCompleted, Level = LogLevel.Information, Message = "The broadcast of campaign {CampaignId} reached its {Members} members")]
     private partial void LogCompleted(string campaignId, long members);
 
-    [LoggerMessage(EventId = 5102, Level = LogLevel.Warning, Message = "The broadcast of campaign {CampaignId} was interrupted; it goes on from its last page at the next check")]
+    [LoggerMessage(EventId = LogEvents.BroadcastInterrupted, Level = LogLevel.Warning, Message = "The broadcast of campaign {CampaignId} was interrupted; it goes on from its last page at the next check")]
     private partial void LogInterrupted(Exception exception, string campaignId);
 }
 
@@ -174,6 +175,6 @@ public sealed partial class CampaignBroadcasts(SiloContext silo, IGrainFactory g
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
-    [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "Scheduled campaigns could not be checked; the next check tries again")]
+    [LoggerMessage(EventId = LogEvents.BroadcastCheckFailed, Level = LogLevel.Warning, Message = "Scheduled campaigns could not be checked; the next check tries again")]
     private partial void LogCheckFailed(Exception exception);
 }

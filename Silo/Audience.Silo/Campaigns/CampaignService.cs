@@ -2,6 +2,7 @@ using Audience.Rules.Checking;
 using Audience.Rules.Compilation;
 using Audience.Rules.Indexing;
 using Audience.Rules.Syntax;
+using Audience.Silo.Hosting;
 using Audience.Silo.Processing;
 using Audience.Silo.Segments;
 using Microsoft.Extensions.Hosting;
@@ -234,12 +235,12 @@ public sealed partial class CampaignService(ICampaignStore store, SegmentService
         base.Dispose();
     }
 
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Campaign rules rebuilt: {Firing} of {Total} campaigns fire on membership changes")]
+    [LoggerMessage(EventId = LogEvents.CampaignsBuilt, Level = LogLevel.Information, Message = "Campaign rules rebuilt: {Firing} of {Total} campaigns fire on membership changes")]
     private partial void LogBuilt(int firing, int total);
 
-    [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Campaigns could not be read or built; the rules in use stay until the next attempt")]
+    [LoggerMessage(EventId = LogEvents.CampaignsRefreshFailed, Level = LogLevel.Warning, Message = "Campaigns could not be read or built; the rules in use stay until the next attempt")]
     private partial void LogRefreshFailed(Exception exception);
 
-    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "A campaign condition no longer checks and never holds until it is corrected: {Condition} ({Error})")]
+    [LoggerMessage(EventId = LogEvents.CampaignsConditionInvalid, Level = LogLevel.Warning, Message = "A campaign condition no longer checks and never holds until it is corrected: {Condition} ({Error})")]
     private partial void LogConditionInvalid(string condition, string error);
 }

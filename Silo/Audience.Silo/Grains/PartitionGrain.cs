@@ -1,3 +1,4 @@
+using Audience.Silo.Hosting;
 using Audience.Silo.Processing;
 using Microsoft.Extensions.Logging;
 
@@ -101,12 +102,12 @@ public sealed partial class PartitionGrain(
 
     private SiloAddress? Home() => PartitionPlacement.Home(Partition, supervisor.Partitions, membership);
 
-    [LoggerMessage(EventId = 2201, Level = LogLevel.Information, Message = "Partition {Partition} moves from {From} to its home {To}")]
+    [LoggerMessage(EventId = LogEvents.PartitionGrainMoving, Level = LogLevel.Information, Message = "Partition {Partition} moves from {From} to its home {To}")]
     private partial void LogMoving(int partition, SiloAddress from, SiloAddress to);
 
-    [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "The reader of partition {Partition} stopped; it starts again")]
+    [LoggerMessage(EventId = LogEvents.PartitionGrainStopped, Level = LogLevel.Warning, Message = "The reader of partition {Partition} stopped; it starts again")]
     private partial void LogStopped(Exception exception, int partition);
 
-    [LoggerMessage(EventId = 2203, Level = LogLevel.Information, Message = "Partition {Partition} released by {Silo} ({Reason})")]
+    [LoggerMessage(EventId = LogEvents.PartitionGrainReleased, Level = LogLevel.Information, Message = "Partition {Partition} released by {Silo} ({Reason})")]
     private partial void LogReleased(int partition, SiloAddress silo, string reason);
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Audience.Rules.Evaluation;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using Audience.Silo.Processing;
 using Audience.Silo.Storage;
 using Microsoft.Extensions.Logging;
@@ -412,13 +413,13 @@ public sealed partial class UserGrain(
     private static ExplanationView View(ExplainNode node) =>
         new(node.Rule, node.Result, node.Actual, node.Note, [.. node.Children.Select(View)]);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "An event of user {UserId} could not be applied and went to the dead letters: {Error}")]
+    [LoggerMessage(EventId = LogEvents.UserGrainDeadLetter, Level = LogLevel.Error, Message = "An event of user {UserId} could not be applied and went to the dead letters: {Error}")]
     private partial void LogDeadLetter(string error, string userId);
 
-    [LoggerMessage(EventId = 2004, Level = LogLevel.Information, Message = "User {UserId} erased ({ErasureId}): profile, history, archived events and notifications deleted, {Memberships} memberships removed")]
+    [LoggerMessage(EventId = LogEvents.UserGrainErased, Level = LogLevel.Information, Message = "User {UserId} erased ({ErasureId}): profile, history, archived events and notifications deleted, {Memberships} memberships removed")]
     private partial void LogErased(string userId, string erasureId, int memberships);
 
-    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "The profile of user {UserId} could not be written as its grain deactivated; its partition reads its events again")]
+    [LoggerMessage(EventId = LogEvents.UserGrainWriteOnDeactivationFailed, Level = LogLevel.Warning, Message = "The profile of user {UserId} could not be written as its grain deactivated; its partition reads its events again")]
     private partial void LogWriteOnDeactivationFailed(Exception exception, string userId);
 }
 

@@ -93,9 +93,9 @@ public sealed partial class RemoteCluster(IConfiguration configuration, Audience
         }
     }
 
-    [LoggerMessage(EventId = 3401, Level = LogLevel.Information, Message = "Connected to the Silo cluster")]
+    [LoggerMessage(EventId = LogEvents.ClusterConnected, Level = LogLevel.Information, Message = "Connected to the Silo cluster")]
     private partial void LogConnected();
 
-    [LoggerMessage(EventId = 3402, Level = LogLevel.Information, Message = "No Silo of the cluster answers yet; trying again in {Delay}")]
+    [LoggerMessage(EventId = LogEvents.ClusterNotConnected, Level = LogLevel.Information, Message = "No Silo of the cluster answers yet; trying again in {Delay}")]
     private partial void LogNotConnected(Exception exception, TimeSpan delay);
 }

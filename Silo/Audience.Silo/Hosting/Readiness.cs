@@ -200,6 +200,6 @@ public sealed partial class BrokerProbe(KafkaOptions options, ILogger<BrokerProb
         }
     }
 
-    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Readiness: {State}")]
+    [LoggerMessage(EventId = LogEvents.ReadinessChanged, Level = LogLevel.Information, Message = "Readiness: {State}")]
     private partial void LogChanged(string state);
 }

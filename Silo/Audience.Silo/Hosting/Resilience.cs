@@ -221,12 +221,12 @@ public sealed partial class Resilience
         }
     }
 
-    [LoggerMessage(EventId = 2601, Level = LogLevel.Warning, Message = "The circuit {Pipeline} opened for {BreakDuration}: the store keeps failing, calls wait")]
+    [LoggerMessage(EventId = LogEvents.CircuitOpened, Level = LogLevel.Warning, Message = "The circuit {Pipeline} opened for {BreakDuration}: the store keeps failing, calls wait")]
     private partial void LogCircuitOpened(Exception? exception, string pipeline, TimeSpan breakDuration);
 
-    [LoggerMessage(EventId = 2602, Level = LogLevel.Information, Message = "The circuit {Pipeline} lets one call through to see whether the store is back")]
+    [LoggerMessage(EventId = LogEvents.CircuitHalfOpened, Level = LogLevel.Information, Message = "The circuit {Pipeline} lets one call through to see whether the store is back")]
     private partial void LogCircuitHalfOpened(string pipeline);
 
-    [LoggerMessage(EventId = 2603, Level = LogLevel.Information, Message = "The circuit {Pipeline} closed: the store answers again")]
+    [LoggerMessage(EventId = LogEvents.CircuitClosed, Level = LogLevel.Information, Message = "The circuit {Pipeline} closed: the store answers again")]
     private partial void LogCircuitClosed(string pipeline);
 }

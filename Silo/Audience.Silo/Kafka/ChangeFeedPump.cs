@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using Audience.Silo.Processing;
 using Confluent.Kafka;
 using Microsoft.Extensions.Hosting;
@@ -65,6 +66,6 @@ public sealed partial class ChangeFeedPump(KafkaOptions kafka, ChangeFeed feed, 
         consumer.Close();
     }
 
-    [LoggerMessage(EventId = 3301, Level = LogLevel.Warning, Message = "Reading user-segments for live subscribers failed")]
+    [LoggerMessage(EventId = LogEvents.ChangeFeedFailed, Level = LogLevel.Warning, Message = "Reading user-segments for live subscribers failed")]
     private partial void LogFailed(Exception exception);
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Audience.Silo.Hosting;
 using Audience.Silo.Storage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -94,9 +95,9 @@ public sealed partial class ConsumerLag(IProfileStore store, KafkaOptions option
         _behind = behind;
     }
 
-    [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Reading the partitions' checkpoints failed; the last ones read stand")]
+    [LoggerMessage(EventId = LogEvents.ConsumerLagReadFailed, Level = LogLevel.Warning, Message = "Reading the partitions' checkpoints failed; the last ones read stand")]
     private partial void LogReadFailed(Exception exception);
 
-    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Consumer lag: {State}")]
+    [LoggerMessage(EventId = LogEvents.ConsumerLagGate, Level = LogLevel.Warning, Message = "Consumer lag: {State}")]
     private partial void LogGate(string state);
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using Audience.Silo.Processing;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
@@ -241,7 +242,7 @@ public sealed partial class KafkaPartitionSources : IPartitionSources, IDisposab
         _stop.Dispose();
     }
 
-    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Kafka: {Reason}")]
+    [LoggerMessage(EventId = LogEvents.KafkaSourceError, Level = LogLevel.Warning, Message = "Kafka: {Reason}")]
     private partial void LogKafkaError(string reason);
 
     /// <summary>One partition's queue, filled by the consumer thread and drained by the partition's reader.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using Audience.Silo.Segments;
 using Audience.Silo.Storage;
 using Confluent.Kafka;
@@ -103,6 +104,6 @@ public sealed partial class SegmentOutbox(PostgresDatabase database, PostgresSeg
         base.Dispose();
     }
 
-    [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "Publishing the segment outbox failed; retrying")]
+    [LoggerMessage(EventId = LogEvents.SegmentOutboxFailed, Level = LogLevel.Warning, Message = "Publishing the segment outbox failed; retrying")]
     private partial void LogFailed(Exception exception);
 }

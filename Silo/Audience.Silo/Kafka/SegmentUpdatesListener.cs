@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using Audience.Silo.Segments;
 using Confluent.Kafka;
 using Microsoft.Extensions.DependencyInjection;
@@ -134,9 +135,9 @@ public sealed partial class SegmentUpdatesListener : BackgroundService
         base.Dispose();
     }
 
-    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Kafka is unavailable at start-up ({Reason}); segment-updates will be read from its beginning")]
+    [LoggerMessage(EventId = LogEvents.SegmentUpdatesNoStart, Level = LogLevel.Warning, Message = "Kafka is unavailable at start-up ({Reason}); segment-updates will be read from its beginning")]
     private partial void LogNoStart(string reason);
 
-    [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Applying segment updates failed; retrying")]
+    [LoggerMessage(EventId = LogEvents.SegmentUpdatesFailed, Level = LogLevel.Warning, Message = "Applying segment updates failed; retrying")]
     private partial void LogFailed(Exception exception);
 }

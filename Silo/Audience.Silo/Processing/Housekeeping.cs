@@ -1,3 +1,4 @@
+using Audience.Silo.Hosting;
 using Audience.Silo.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -46,9 +47,9 @@ public sealed partial class Housekeeping(IServiceProvider services, SiloOptions 
         }
     }
 
-    [LoggerMessage(EventId = 2401, Level = LogLevel.Debug, Message = "Pruned {Events} logged events and {Chunks} archived chunks past their retention")]
+    [LoggerMessage(EventId = LogEvents.HousekeepingPruned, Level = LogLevel.Debug, Message = "Pruned {Events} logged events and {Chunks} archived chunks past their retention")]
     private partial void LogPruned(long events, long chunks);
 
-    [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Pruning stored events failed; the next round tries again")]
+    [LoggerMessage(EventId = LogEvents.HousekeepingFailed, Level = LogLevel.Warning, Message = "Pruning stored events failed; the next round tries again")]
     private partial void LogFailed(Exception exception);
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Audience.Rules.Engines;
+using Audience.Silo.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -72,9 +73,9 @@ public sealed partial class NRulesRecompiler(NRulesSegmentEngine engine, ILogger
         }
     }
 
-    [LoggerMessage(EventId = 2501, Level = LogLevel.Information, Message = "Compiled the NRules rule set of {Rules} segments in {Milliseconds:F0} ms; it is in use")]
+    [LoggerMessage(EventId = LogEvents.NRulesCompiled, Level = LogLevel.Information, Message = "Compiled the NRules rule set of {Rules} segments in {Milliseconds:F0} ms; it is in use")]
     private partial void LogCompiled(int rules, double milliseconds);
 
-    [LoggerMessage(EventId = 2502, Level = LogLevel.Error, Message = "Compiling the NRules rule set failed; the set in use stays, and segments it lacks are evaluated by their compiled rules until the next change")]
+    [LoggerMessage(EventId = LogEvents.NRulesFailed, Level = LogLevel.Error, Message = "Compiling the NRules rule set failed; the set in use stays, and segments it lacks are evaluated by their compiled rules until the next change")]
     private partial void LogFailed(Exception exception);
 }

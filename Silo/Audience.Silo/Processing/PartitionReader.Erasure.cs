@@ -1,5 +1,6 @@
 using Audience.Silo.Contracts;
 using Audience.Silo.Grains;
+using Audience.Silo.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Audience.Silo.Processing;
@@ -99,7 +100,7 @@ public sealed partial class PartitionReader
         }
     }
 
-    [LoggerMessage(EventId = 2110, Level = LogLevel.Error,
+    [LoggerMessage(EventId = LogEvents.ReaderErasureFailed, Level = LogLevel.Error,
         Message = "Partition {Partition}: the erasure {ErasureId} at {Seq} could not be applied and went to the dead letters; ask for it again")]
     private partial void LogErasureFailed(Exception exception, int partition, long seq, string erasureId);
 }

@@ -591,31 +591,31 @@ public sealed partial class PartitionReader
         return ValueTask.CompletedTask;
     }
 
-    [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Partition {Partition} starts reading after {Checkpoint} (epoch {Epoch})")]
+    [LoggerMessage(EventId = LogEvents.ReaderStarted, Level = LogLevel.Information, Message = "Partition {Partition} starts reading after {Checkpoint} (epoch {Epoch})")]
     private partial void LogStarted(int partition, long epoch, long checkpoint);
 
-    [LoggerMessage(EventId = 2102, Level = LogLevel.Warning, Message = "Partition {Partition}: {Users} users' events could not be applied; retrying")]
+    [LoggerMessage(EventId = LogEvents.ReaderApplyFailed, Level = LogLevel.Warning, Message = "Partition {Partition}: {Users} users' events could not be applied; retrying")]
     private partial void LogApplyFailed(Exception exception, int partition, int users);
 
-    [LoggerMessage(EventId = 2103, Level = LogLevel.Warning, Message = "Partition {Partition}: the due-time sweep failed; it runs again shortly")]
+    [LoggerMessage(EventId = LogEvents.ReaderSweepFailed, Level = LogLevel.Warning, Message = "Partition {Partition}: the due-time sweep failed; it runs again shortly")]
     private partial void LogSweepFailed(Exception exception, int partition);
 
-    [LoggerMessage(EventId = 2104, Level = LogLevel.Warning, Message = "Partition {Partition}: {What} failed; retrying")]
+    [LoggerMessage(EventId = LogEvents.ReaderRetrying, Level = LogLevel.Warning, Message = "Partition {Partition}: {What} failed; retrying")]
     private partial void LogRetrying(Exception exception, int partition, string what);
 
-    [LoggerMessage(EventId = 2105, Level = LogLevel.Warning, Message = "Partition {Partition}: entry {Seq} sent to the dead letters: {Error}")]
+    [LoggerMessage(EventId = LogEvents.ReaderDeadLetter, Level = LogLevel.Warning, Message = "Partition {Partition}: entry {Seq} sent to the dead letters: {Error}")]
     private partial void LogDeadLetter(int partition, long seq, string error);
 
-    [LoggerMessage(EventId = 2106, Level = LogLevel.Information, Message = "Segment {SegmentId} version {Version} applied to the stored profiles of partition {Partition}")]
+    [LoggerMessage(EventId = LogEvents.ReaderBackfilled, Level = LogLevel.Information, Message = "Segment {SegmentId} version {Version} applied to the stored profiles of partition {Partition}")]
     private partial void LogBackfilled(string segmentId, long version, int partition);
 
-    [LoggerMessage(EventId = 2107, Level = LogLevel.Warning, Message = "Partition {Partition}: {Users} users' profiles could not be written; retrying")]
+    [LoggerMessage(EventId = LogEvents.ReaderWriteFailed, Level = LogLevel.Warning, Message = "Partition {Partition}: {Users} users' profiles could not be written; retrying")]
     private partial void LogWriteFailed(Exception exception, int partition, int users);
 
-    [LoggerMessage(EventId = 2108, Level = LogLevel.Warning, Message = "Partition {Partition} reads again from {Checkpoint}: the grain of user {UserId} lost events it had applied")]
+    [LoggerMessage(EventId = LogEvents.ReaderReadingAgain, Level = LogLevel.Warning, Message = "Partition {Partition} reads again from {Checkpoint}: the grain of user {UserId} lost events it had applied")]
     private partial void LogReadingAgain(int partition, long checkpoint, string userId);
 
-    [LoggerMessage(EventId = 2109, Level = LogLevel.Warning, Message = "Partition {Partition}: stopping without writing what was applied; the next owner reads again from {Checkpoint}")]
+    [LoggerMessage(EventId = LogEvents.ReaderFinalWriteFailed, Level = LogLevel.Warning, Message = "Partition {Partition}: stopping without writing what was applied; the next owner reads again from {Checkpoint}")]
     private partial void LogFinalWriteFailed(Exception exception, int partition, long checkpoint);
 
     /// <summary>A user's grain no longer holds events it applied: the partition is read again from its checkpoint.</summary>

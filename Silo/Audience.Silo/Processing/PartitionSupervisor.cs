@@ -1,4 +1,5 @@
 using Audience.Silo.Grains;
+using Audience.Silo.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -46,6 +47,6 @@ public sealed partial class PartitionSupervisor(IPartitionSources sources, IGrai
         }
     }
 
-    [LoggerMessage(EventId = 2301, Level = LogLevel.Warning, Message = "Pinging the partition readers failed; trying again")]
+    [LoggerMessage(EventId = LogEvents.SupervisorPingFailed, Level = LogLevel.Warning, Message = "Pinging the partition readers failed; trying again")]
     private partial void LogPingFailed(Exception exception);
 }

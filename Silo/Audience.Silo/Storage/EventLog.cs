@@ -4,6 +4,7 @@ using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Audience.Silo.Contracts;
+using Audience.Silo.Hosting;
 using FASTER.core;
 using Microsoft.Extensions.Logging;
 
@@ -506,7 +507,7 @@ public sealed partial class EventLog : IEventSink, IAsyncDisposable
     /// <summary>XxHash3 over the id's UTF-16 code units: stable across processes and versions.</summary>
     private static ulong Hash(string eventId) => XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()));
 
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Critical, Message = "The event log could not commit; it takes no events until the process restarts")]
+    [LoggerMessage(EventId = LogEvents.EventLogCommitFailed, Level = LogLevel.Critical, Message = "The event log could not commit; it takes no events until the process restarts")]
     private partial void LogCommitFailed(Exception exception);
 }
 

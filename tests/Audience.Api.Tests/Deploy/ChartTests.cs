@@ -161,8 +161,9 @@ public sealed partial class ChartTests : IClassFixture<ChartTests.Renderer>
             var url = container.Env.Single(e => e.Name == "ASPNETCORE_URLS").Value!;
             foreach (var probe in container.Probes)
             {
-                // The Silo serves the same health endpoints as the Api (docs/deploy.md); the Api's route table is the one
-                // this test can build.
+                // The Silo process serves the same health endpoints as the Api (SiloProgram; KafkaModeTests'
+                // The_Silo_process_serves_health_and_metrics... requests them from a Silo process); the Api's route table
+                // is the one this test can build in process.
                 Assert.Contains(probe.Path, routes);
                 Assert.True((await api.Http.GetAsync(probe.Path)).IsSuccessStatusCode, $"{probe.Path} answers the embedded service");
                 Assert.EndsWith($":{container.Ports[probe.Port]}", url, StringComparison.Ordinal);
