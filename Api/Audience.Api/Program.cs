@@ -47,7 +47,16 @@ else
     builder.UseOrleans(silo => silo.AddAudienceSilo(mode));
 }
 
-builder.Services.AddProblemDetails();
+builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
+{
+    // A 503 is an outage to wait out: say when to try again where the answer does not already (the exception handler's,
+    // for a store or the cluster that does not answer).
+    if (context.HttpContext.Response.StatusCode == StatusCodes.Status503ServiceUnavailable
+        && !context.HttpContext.Response.Headers.ContainsKey(Microsoft.Net.Http.Headers.HeaderNames.RetryAfter))
+    {
+        context.HttpContext.Response.Headers.RetryAfter = "1";
+    }
+});
 builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
 builder.Services.AddExceptionHandler(options =>
 {

@@ -19,7 +19,8 @@ public sealed class ProfileQueries(Hosting.IClusterAccess cluster, IProfileStore
     public Task<ExplainResult?> ExplainAsync(string userId, string segmentId) =>
         IsUserId(userId) ? cluster.Grains.GetGrain<IUserGrain>(userId).Explain(segmentId) : Task.FromResult<ExplainResult?>(null);
 
-    private static bool IsUserId(string userId) => !string.IsNullOrWhiteSpace(userId);
+    /// <summary>No grain for an id no event could have: blank, too long, control characters, broken Unicode.</summary>
+    private static bool IsUserId(string userId) => !string.IsNullOrWhiteSpace(userId) && Contracts.EventParser.CheckUserId(userId) is null;
 
     public Task<IReadOnlyList<MembershipRow>> MembersAsync(string segmentId, string afterUserId, int limit) => store.MembersAsync(segmentId, afterUserId, limit);
 

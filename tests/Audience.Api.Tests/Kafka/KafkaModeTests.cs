@@ -240,6 +240,12 @@ public sealed class KafkaModeTests : IDisposable
         Assert.NotNull(response.Headers.RetryAfter);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await api.Http.GetAsync("/health/ready")).StatusCode);
+
+        // No silo either: a query is an outage to wait out too, with a time to try again.
+        var query = await api.Http.GetAsync("/api/users/u/profile");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, query.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), query.Headers.RetryAfter?.Delta);
+        Assert.Equal("application/problem+json", query.Content.Headers.ContentType?.MediaType);
     }
 
     [Fact]
