@@ -282,4 +282,26 @@ public sealed class ApiTests(AudienceFactory factory) : IClassFixture<AudienceFa
         Assert.True(openApi.GetProperty("paths").TryGetProperty("/api/events", out _));
         Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/swagger/index.html")).StatusCode);
     }
+
+    [Fact]
+    public async Task A_user_id_with_a_slash_is_queried_explained_and_erased_by_its_escaped_form()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await _http.PostJson("/api/segments", """{"id": "slash-buyers", "name": "Slash", "rule": "traits.plan == \"slash\""}""")).StatusCode);
+        await _http.Send("tenant/u1", "identify", new { plan = "slash" });
+        await _http.Send("tenant%2Fu1", "identify", new { plan = "other" }); // a different user: its id holds "%2F" as text
+
+        await Http.Eventually(async () => (await _http.SegmentsOf("tenant%2Fu1")).Contains("slash-buyers"), "tenant/u1 enters (asked as tenant%2Fu1)");
+        var profile = await (await _http.GetAsync("/api/users/tenant%2Fu1/profile")).Json();
+        Assert.Equal("tenant/u1", profile.GetProperty("userId").GetString());
+        var literal = await (await _http.GetAsync("/api/users/tenant%252Fu1/profile")).Json();
+        Assert.Equal("tenant%2Fu1", literal.GetProperty("userId").GetString());
+        var explained = await (await _http.GetAsync("/api/segments/slash-buyers/explain/tenant%2Fu1")).Json();
+        Assert.True(explained.GetProperty("member").GetBoolean());
+
+        var erased = await _http.DeleteAsync("/api/users/tenant%2Fu1");
+        Assert.Equal(HttpStatusCode.Accepted, erased.StatusCode);
+        Assert.Equal("tenant/u1", (await erased.Json()).GetProperty("userId").GetString());
+        await Http.Eventually(async () => (await _http.GetAsync("/api/users/tenant%2Fu1/profile")).StatusCode == HttpStatusCode.NotFound, "tenant/u1 is erased");
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/api/users/tenant%252Fu1/profile")).StatusCode); // the other one stays
+    }
 }

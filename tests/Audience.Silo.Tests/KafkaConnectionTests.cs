@@ -51,6 +51,8 @@ public sealed class KafkaConnectionTests
         var text = Read(Secure).ToString();
         Assert.Contains("SaslUsername = audience", text, StringComparison.Ordinal);
         Assert.DoesNotContain("s3cret-password", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("pg-password", text, StringComparison.Ordinal);
+        Assert.Contains("Username=audience", text, StringComparison.Ordinal);
     }
 
     [Theory]

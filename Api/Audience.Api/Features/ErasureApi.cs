@@ -34,7 +34,7 @@ public static class ErasureApi
         }
         catch (EventLogUnavailableException unavailable)
         {
-            return Problems.Unavailable(unavailable.Message + " Nothing was erased; try again.", 1);
+            return Problems.Unavailable(unavailable.Message + " It may or may not have been stored: send it again (erasing twice is harmless).", 1);
         }
 
         return TypedResults.Accepted((string?)null, new ErasureAccepted(userId, erasure.ErasureId));

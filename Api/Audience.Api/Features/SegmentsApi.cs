@@ -43,7 +43,7 @@ public static class SegmentsApi
             .WithSummary("Members, paged by user id: 'next' is the 'after' of the next page, null on the last.");
         group.MapGet("/{id}/size", Size).WithName("SegmentSize")
             .WithSummary("The member count.");
-        group.MapGet("/{id}/explain/{userId}", Explain).WithName("ExplainMembership")
+        group.MapGet("/{id}/explain/{userId}", Explain).WithName("ExplainMembership").DecodeSlashesIn("userId")
             .WithSummary("The rule's evaluation tree for the user: each node's result and the value it read.");
         return group;
     }

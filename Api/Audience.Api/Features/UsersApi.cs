@@ -14,7 +14,7 @@ public static class UsersApi
     public static RouteGroupBuilder MapUsersApi(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/api/users/{userId}").WithTags("Users").RequireScope(AccessScopes.Read)
-            .ProducesUnavailable();
+            .ProducesUnavailable().DecodeSlashesIn("userId");
         group.MapGet("/profile", Profile).WithName("GetProfile")
             .WithSummary("The user's statistics, traits, segments and next timed evaluation.");
         group.MapGet("/segments", Segments).WithName("GetUserSegments")

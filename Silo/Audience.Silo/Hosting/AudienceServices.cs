@@ -28,8 +28,18 @@ public sealed record AudienceMode(KafkaOptions? Kafka, string? PostgresConnectio
 {
     public bool IsKafka => Kafka is not null;
 
-    /// <summary>Whether spans are recorded (<see cref="Telemetry.TracesEnabled"/>): grain calls then carry their trace context.</summary>
+    /// <summary>Whether spans are recorded (<see cref="Telemetry.TracesEnabled"/>).</summary>
     public bool Traces { get; init; }
+
+    /// <summary>Without the secrets (the connection string's password; Kafka's print themselves without theirs).</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        var postgres = PostgresConnectionString is null ? null
+            : new Npgsql.NpgsqlConnectionStringBuilder(PostgresConnectionString) { Password = null }.ConnectionString;
+        builder.Append($"Kafka = {Kafka}, PostgresConnectionString = {postgres}, ProfileStoreKind = {ProfileStoreKind}, Orleans = {Orleans}, ");
+        builder.Append($"Rules = {Rules}, Aerospike = {Aerospike}, Traces = {Traces}");
+        return true;
+    }
 
     /// <summary>
     /// <see cref="Read"/>, for a process's start: a bad setting is reported on <paramref name="error"/> in one
@@ -329,10 +339,6 @@ public static class AudienceServices
             o.ClusterId = orleans.ClusterId;
             o.ServiceId = orleans.ServiceId;
         });
-        if (mode.Traces)
-        {
-            silo.AddActivityPropagation();
-        }
         if (mode.IsKafka)
         {
             silo.UseAdoNetClustering(o =>
@@ -425,10 +431,6 @@ public static class AudienceServices
             o.ClusterId = mode.Orleans.ClusterId;
             o.ServiceId = mode.Orleans.ServiceId;
         });
-        if (mode.Traces)
-        {
-            client.AddActivityPropagation();
-        }
         client.UseAdoNetClustering(o =>
         {
             o.Invariant = "Npgsql";

@@ -31,14 +31,17 @@ public static class Readiness
 
     public static IServiceCollection AddReadiness(this IServiceCollection services, AudienceMode mode, bool siloProcess)
     {
+        // An Api in Kafka mode takes events with Kafka alone: PostgreSQL or the profile store away only stops queries and
+        // authoring, so they make it degraded, not unready (a load balancer keeps sending it events).
+        var storesFail = mode.IsKafka && !siloProcess ? HealthStatus.Degraded : HealthStatus.Unhealthy;
         var checks = services.AddHealthChecks()
-            .AddCheck<ProfileStoreCheck>("profile-store", tags: [Tag]);
+            .AddCheck<ProfileStoreCheck>("profile-store", failureStatus: storesFail, tags: [Tag]);
         if (mode.IsKafka)
         {
             services.AddSingleton<BrokerProbe>();
             services.AddHostedService(sp => sp.GetRequiredService<BrokerProbe>());
             checks.AddCheck<BrokerProbe>("kafka", tags: [Tag])
-                .AddNpgSql(mode.PostgresConnectionString!, name: "postgres", tags: [Tag], timeout: TimeSpan.FromSeconds(2));
+                .AddNpgSql(mode.PostgresConnectionString!, name: "postgres", failureStatus: storesFail, tags: [Tag], timeout: TimeSpan.FromSeconds(2));
             if (siloProcess)
             {
                 checks.AddCheck<SiloCheck>("silo", tags: [Tag]);
@@ -151,7 +154,7 @@ public sealed class ProfileStoreCheck(IProfileStore store) : IHealthCheck
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            return HealthCheckResult.Unhealthy($"The {store.Kind} profile store does not answer: {e.Message}");
+            return new HealthCheckResult(context.Registration.FailureStatus, $"The {store.Kind} profile store does not answer: {e.Message}");
         }
     }
 }

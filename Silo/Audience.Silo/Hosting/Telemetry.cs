@@ -14,9 +14,10 @@ namespace Audience.Silo.Hosting;
 /// <summary>
 /// Metrics and traces of every process (the Api, embedded or in Kafka mode, and the Silo): our meters, Orleans',
 /// ASP.NET Core's and the runtime's in Prometheus' text at <c>/metrics</c>, and over OTLP when
-/// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. Traces are recorded when they are exported (OTLP) or when
-/// <c>Telemetry:Traces</c> is true; they follow an event from its HTTP request through Kafka (a W3C <c>traceparent</c>
-/// header on <c>user-events</c>) to the silo that applies it and the messages it produces.
+/// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. Traces are recorded only when <c>Telemetry:Traces</c> is true (and then
+/// exported over OTLP too): they follow an event from its HTTP request through Kafka (a W3C <c>traceparent</c> header
+/// on <c>user-events</c>) to the silo that applies it and the messages it produces. Off, no span is made and no header
+/// is written or read. Orleans' own spans are left out: every reader's call to a user grain would be a trace of its own.
 /// </summary>
 public static class Telemetry
 {
@@ -34,7 +35,7 @@ public static class Telemetry
             throw new ConfigurationException("Telemetry:Traces", $"true or false, not '{value}'");
         }
 
-        return OtlpConfigured(configuration) || string.Equals(value, "true", StringComparison.OrdinalIgnoreCase);
+        return string.Equals(value, "true", StringComparison.OrdinalIgnoreCase);
     }
 
     private static bool OtlpConfigured(IConfiguration configuration) =>
@@ -45,7 +46,14 @@ public static class Telemetry
     {
         var otlp = OtlpConfigured(configuration);
         var telemetry = services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource.AddService(serviceName: service, serviceInstanceId: Environment.MachineName))
+            // OTEL_SERVICE_NAME, when set, names the process (the SDK reads it); else the process's own name.
+            .ConfigureResource(resource =>
+            {
+                if (string.IsNullOrWhiteSpace(configuration["OTEL_SERVICE_NAME"]))
+                {
+                    resource.AddService(serviceName: service, serviceInstanceId: Environment.MachineName);
+                }
+            })
             .WithMetrics(metrics =>
             {
                 metrics.AddMeter(AudienceMetrics.MeterName, SiloMetrics.MeterName, "Microsoft.Orleans")
@@ -61,7 +69,7 @@ public static class Telemetry
         {
             telemetry.WithTracing(tracing =>
             {
-                tracing.AddSource(Source.Name, "Microsoft.Orleans.Runtime", "Microsoft.Orleans.Application")
+                tracing.AddSource(Source.Name)
                     // Probes and scrapes come every few seconds and say nothing about a request's path.
                     .AddAspNetCoreInstrumentation(o => o.Filter = context =>
                         !context.Request.Path.StartsWithSegments("/health", StringComparison.Ordinal)
@@ -76,13 +84,18 @@ public static class Telemetry
         return services;
     }
 
-    /// <summary>The current span's context as a <c>traceparent</c> header, when there is a span to continue.</summary>
+    /// <summary>
+    /// The current span's context as a <c>traceparent</c> header, when traces are on and there is a span to continue.
+    /// (ASP.NET Core makes an activity per request whether or not anyone records it: that one is not passed on.)
+    /// </summary>
     public static Header? TraceHeader() =>
-        Activity.Current is { IdFormat: ActivityIdFormat.W3C, Id: { } id } ? new Header(TraceParentHeader, Encoding.ASCII.GetBytes(id)) : null;
+        Source.HasListeners() && Activity.Current is { IdFormat: ActivityIdFormat.W3C, Id: { } id }
+            ? new Header(TraceParentHeader, Encoding.ASCII.GetBytes(id))
+            : null;
 
-    /// <summary>The <c>traceparent</c> a Kafka message carries, if any.</summary>
+    /// <summary>The <c>traceparent</c> a Kafka message carries, if any, read only when traces are on.</summary>
     public static string? TraceParent(Headers? headers) =>
-        headers is not null && headers.TryGetLastBytes(TraceParentHeader, out var bytes) && bytes.Length is > 0 and <= 128
+        Source.HasListeners() && headers is not null && headers.TryGetLastBytes(TraceParentHeader, out var bytes) && bytes.Length is > 0 and <= 128
             ? Encoding.ASCII.GetString(bytes)
             : null;
 

@@ -42,7 +42,7 @@ public sealed class KafkaEventSink : IEventSink, IDisposable
         span?.SetTag("messaging.system", "kafka");
         span?.SetTag("messaging.destination.name", _topic);
         span?.SetTag("messaging.batch.message_count", events.Count);
-        Headers? headers = Telemetry.TraceHeader() is { } trace ? [trace] : null;
+        Headers? headers = span is not null && Telemetry.TraceHeader() is { } trace ? [trace] : null;
         try
         {
             foreach (var e in events)

@@ -168,19 +168,28 @@ public sealed class PostgresDatabase : IDisposable
     {
         using var connection = DataSource.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        Execute(connection, transaction, "SELECT pg_advisory_xact_lock(@key)", ("key", MigrationLock));
-        Execute(connection, transaction, "CREATE TABLE IF NOT EXISTS schema_version(version int NOT NULL)");
+        Migration("SELECT pg_advisory_xact_lock(@key)", ("key", MigrationLock));
+        Migration("CREATE TABLE IF NOT EXISTS schema_version(version int NOT NULL)");
         using (var read = new NpgsqlCommand("SELECT max(version) FROM schema_version", connection, transaction))
         {
             var current = read.ExecuteScalar() is int v ? v : 0;
             for (var version = current; version < Migrations.Length; version++)
             {
-                Execute(connection, transaction, Migrations[version]);
-                Execute(connection, transaction, "INSERT INTO schema_version(version) VALUES (@v)", ("v", version + 1));
+                Migration(Migrations[version]);
+                Migration("INSERT INTO schema_version(version) VALUES (@v)", ("v", version + 1));
             }
         }
 
         transaction.Commit();
+
+        // Without the command timeout (30 s): an index built on a large table takes what it takes, and the other
+        // processes wait on the lock meanwhile instead of failing their start-up.
+        void Migration(string sql, params (string Name, object? Value)[] parameters)
+        {
+            using var command = Command(connection, transaction, sql, parameters);
+            command.CommandTimeout = 0;
+            command.ExecuteNonQuery();
+        }
     }
 
     public static int Execute(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params (string Name, object? Value)[] parameters)

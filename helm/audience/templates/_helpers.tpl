@@ -141,6 +141,10 @@ PostgreSQL from its Secret, Aerospike when set, the Orleans cluster, the HTTP UR
   value: {{ $root.Values.logging.format | quote }}
 - name: OTEL_SERVICE_NAME
   value: {{ printf "audience-%s" .component | quote }}
+{{- if $root.Values.metrics.traces }}
+- name: Telemetry__Traces
+  value: "true"
+{{- end }}
 {{- with $root.Values.metrics.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}

@@ -89,6 +89,9 @@ public sealed class KafkaModeTests : IDisposable
         Assert.Equal([segmentId], order.GetProperty("segments").EnumerateArray().Select(s => s.GetString()));
         Assert.Equal(order.GetProperty("eventId").GetString(), orders.Single(o => o.Value.Contains($"\"{vips[0]}\"", StringComparison.Ordinal)).Key);
 
+        // Traces are off: no trace context is written on the messages.
+        Assert.All(_kafka.ReadWithHeaders("user-events").Concat(_kafka.ReadWithHeaders("user-segments")), m => Assert.False(m.Headers.ContainsKey("traceparent")));
+
         // The segment change went through the outbox to segment-updates.
         var update = Assert.Single(_kafka.Read("segment-updates"));
         Assert.Equal(segmentId, update.Key);
@@ -416,6 +419,13 @@ public sealed class KafkaModeTests : IDisposable
             await Send(api, "steady", 20, first: 21);
             await Http.Eventually(() => Task.FromResult(silo.Log.Contains("The circuit profile-store opened", StringComparison.Ordinal)),
                 "the Silo's store circuit opens\n" + silo.Log, 60_000);
+
+            // The Api still takes events (they need Kafka alone): degraded, not unready, so a load balancer keeps it.
+            var ready = await api.Http.GetAsync("/health/ready");
+            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+            var report = await ready.Json();
+            Assert.Equal("degraded", report.GetProperty("status").GetString());
+            Assert.Equal("degraded", report.GetProperty("checks").GetProperty("postgres").GetProperty("status").GetString());
         }
         finally
         {
