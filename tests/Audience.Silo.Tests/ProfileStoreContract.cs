@@ -197,6 +197,18 @@ public abstract class ProfileStoreContract : IDisposable
             new(new ProfileRecord { UserId = user, LastSeq = seq, Data = [1] }, expected, [], [], archive, 1);
     }
 
+    /// <summary>For the stores that also hold campaigns' notifications (SQLite and PostgreSQL).</summary>
+    protected async Task NotificationsOfAnErasedUserAreDeleted(Audience.Silo.Campaigns.ICampaignStore campaigns)
+    {
+        await campaigns.RecordAsync([.. new[] { "gone", "kept", "gone" }.Select((u, i) => StoredRows.Firing(u, i))]);
+
+        Assert.Equal(2, await campaigns.EraseUserAsync("gone"));
+
+        Assert.Equal(["kept"], (await campaigns.NotificationsAsync("c1", 0, 10)).Select(n => n.Request.UserId));
+        Assert.Equal(0, await campaigns.EraseUserAsync("gone"));
+        await AssertNothingStoredOf("gone", "kept");
+    }
+
     public abstract void Dispose();
 }
 
@@ -213,17 +225,7 @@ public sealed class EmbeddedProfileStoreTests : ProfileStoreContract
     public Task Archived_events_read_back_by_user_up_to_a_sequence_number_and_are_pruned_by_time() => ArchivedEventsArePrunedByTime();
 
     [Fact]
-    public async Task Erasing_a_user_deletes_their_notifications_only()
-    {
-        var campaigns = new Audience.Silo.Campaigns.EmbeddedCampaignStore(new Database(_directory));
-        await campaigns.RecordAsync([.. new[] { "gone", "kept", "gone" }.Select((u, i) => StoredRows.Firing(u, i))]);
-
-        Assert.Equal(2, await campaigns.EraseUserAsync("gone"));
-
-        Assert.Equal(["kept"], (await campaigns.NotificationsAsync("c1", 0, 10)).Select(n => n.Request.UserId));
-        Assert.Equal(0, await campaigns.EraseUserAsync("gone"));
-        await AssertNothingStoredOf("gone", "kept");
-    }
+    public Task Erasing_a_user_deletes_their_notifications_only() => NotificationsOfAnErasedUserAreDeleted(new Audience.Silo.Campaigns.EmbeddedCampaignStore(new Database(_directory)));
 
     /// <summary>Every table with a <c>user_id</c> column, read by the sqlite3 command-line tool.</summary>
     protected override Task AssertNothingStoredOf(string erased, string kept)
@@ -263,17 +265,7 @@ public sealed class PostgresProfileStoreTests : ProfileStoreContract
     public Task Archived_events_read_back_by_user_up_to_a_sequence_number_and_are_pruned_by_time() => ArchivedEventsArePrunedByTime();
 
     [SkippableFact]
-    public async Task Erasing_a_user_deletes_their_notifications_only()
-    {
-        var campaigns = new Audience.Silo.Campaigns.PostgresCampaignStore(_postgres);
-        await campaigns.RecordAsync([.. new[] { "gone", "kept", "gone" }.Select((u, i) => StoredRows.Firing(u, i))]);
-
-        Assert.Equal(2, await campaigns.EraseUserAsync("gone"));
-
-        Assert.Equal(["kept"], (await campaigns.NotificationsAsync("c1", 0, 10)).Select(n => n.Request.UserId));
-        Assert.Equal(0, await campaigns.EraseUserAsync("gone"));
-        await AssertNothingStoredOf("gone", "kept");
-    }
+    public Task Erasing_a_user_deletes_their_notifications_only() => NotificationsOfAnErasedUserAreDeleted(new Audience.Silo.Campaigns.PostgresCampaignStore(_postgres));
 
     /// <summary>Every table with a <c>user_id</c> column, read by psql.</summary>
     protected override Task AssertNothingStoredOf(string erased, string kept)
